@@ -1,0 +1,1 @@
+"""Talking to a node: JSON-RPC client, ABI codec, Multicall3 batching at a pinned block, log reading."""

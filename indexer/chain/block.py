@@ -1,0 +1,19 @@
+"""Pinning the block a snapshot reads at."""
+
+from __future__ import annotations
+
+from indexer.chain.rpc import RpcClient
+from indexer.domain import BlockRef
+
+
+def block_ref(rpc: RpcClient, number: int | str, chain_id: int) -> BlockRef:
+    block = rpc.get_block(number)
+    return BlockRef(chain_id=chain_id, number=int(block["number"], 16), hash=block["hash"], timestamp=int(block["timestamp"], 16))
+
+
+def pin_block(rpc: RpcClient, chain_id: int, confirmations: int, *, at: int | None = None) -> BlockRef:
+    """The block ``confirmations`` behind the head (or exactly ``at``), with its hash and timestamp."""
+    if at is not None:
+        return block_ref(rpc, at, chain_id)
+    head = rpc.block_number()
+    return block_ref(rpc, max(0, head - confirmations), chain_id)

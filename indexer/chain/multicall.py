@@ -1,0 +1,83 @@
+"""Read many view calls at one pinned block through Multicall3 ``aggregate3`` (allowFailure=true).
+
+A sub-call that fails, or that returns no data where data is expected, yields ``CallResult(ok=False)``;
+it never becomes a zero. Batches that the node rejects as a whole are halved and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.chain.abi import Function, load_abi
+from indexer.chain.rpc import RpcClient
+from indexer.constants import DEFAULT_MULTICALL_BATCH_SIZE, MULTICALL3_ADDRESS, MULTICALL_GAS
+from indexer.errors import DecodeError, RpcResponseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One view call to make inside a batch."""
+
+    target: str  # contract address
+    fn: Function  # the function
+    args: tuple[Any, ...] = ()  # its arguments
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """The decoded answer of one call, or why it has none."""
+
+    ok: bool  # True iff the call succeeded and decoded
+    value: tuple[Any, ...]  # decoded outputs ((), when not ok)
+    error: str  # "" when ok
+
+    def one(self) -> Any:
+        """The single output value; raises if the call failed."""
+        if not self.ok:
+            raise DecodeError(self.error)
+        return self.value[0]
+
+
+class Multicaller:
+    """Batches calls into ``aggregate3`` eth_calls at a given block."""
+
+    def __init__(self, rpc: RpcClient, *, address: str = MULTICALL3_ADDRESS, batch_size: int = DEFAULT_MULTICALL_BATCH_SIZE) -> None:
+        self.rpc = rpc
+        self.address = address
+        self.batch_size = max(1, batch_size)
+        self._aggregate3 = load_abi("Multicall3").fn("aggregate3")
+
+    def run(self, calls: list[Call], block: int) -> list[CallResult]:
+        """Execute ``calls`` at ``block``; results are in the order of ``calls``."""
+        results: list[CallResult] = []
+        for start in range(0, len(calls), self.batch_size):
+            results.extend(self._run_batch(calls[start : start + self.batch_size], block))
+        return results
+
+    def _run_batch(self, calls: list[Call], block: int) -> list[CallResult]:
+        if not calls:
+            return []
+        payload = [(c.target, True, c.fn.encode(*c.args)) for c in calls]
+        try:
+            raw = self.rpc.call(self.address, self._aggregate3.encode(payload), block, gas=MULTICALL_GAS)
+        except RpcResponseError as exc:
+            if len(calls) == 1:
+                return [CallResult(False, (), f"{calls[0].fn.name}: {exc}")]
+            half = len(calls) // 2
+            log.warning("multicall batch of %d failed at block %d (%s); splitting", len(calls), block, exc)
+            return self._run_batch(calls[:half], block) + self._run_batch(calls[half:], block)
+        (answers,) = self._aggregate3.decode(raw)
+        out: list[CallResult] = []
+        for call, (success, data) in zip(calls, answers, strict=True):
+            if not success:
+                out.append(CallResult(False, (), f"{call.fn.name} reverted on {call.target}"))
+                continue
+            try:
+                out.append(CallResult(True, call.fn.decode(data), ""))
+            except DecodeError as exc:
+                out.append(CallResult(False, (), f"{exc} on {call.target}"))
+        return out

@@ -1,0 +1,123 @@
+"""JSON-RPC client over web3's HTTP provider: counts requests, retries transient faults, hides secrets.
+
+RPC URLs often carry an API key in the path, query or user info; ``redact_url`` keeps only the scheme,
+host and port, and it is the only form of the URL that reaches a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from web3 import HTTPProvider
+
+from indexer.constants import RPC_BACKOFF_BASE_SECONDS, RPC_MAX_ATTEMPTS, RPC_TIMEOUT_SECONDS
+from indexer.errors import RpcRangeTooLarge, RpcResponseError, RpcUnreachable
+
+log = logging.getLogger(__name__)
+
+# Substrings of provider error messages that mean "ask for a smaller eth_getLogs range".
+_RANGE_ERROR_MARKERS = (
+    "range",
+    "too many",
+    "limit exceeded",
+    "response size",
+    "query returned more than",
+    "block range",
+)
+
+
+def redact_url(url: str) -> str:
+    """``https://user:key@host:port/v2/KEY?apikey=x`` -> ``https://host:port/***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    secret = bool(parts.path.strip("/") or parts.query or parts.username or parts.password or parts.fragment)
+    return f"{parts.scheme}://{netloc}{'/***' if secret else ''}"
+
+
+class RpcClient:
+    """One node endpoint. Thread-safe request counter; transient failures retried with backoff."""
+
+    def __init__(self, url: str, *, timeout: float = RPC_TIMEOUT_SECONDS, max_attempts: int = RPC_MAX_ATTEMPTS) -> None:
+        self._provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        self.endpoint = redact_url(url)
+        self.max_attempts = max_attempts
+        self._lock = threading.Lock()
+        self.request_count = 0  # HTTP requests sent, retries included
+
+    def _send(self, method: str, params: list[Any]) -> dict[str, Any]:
+        with self._lock:
+            self.request_count += 1
+        try:
+            return dict(self._provider.make_request(method, params))  # type: ignore[arg-type]
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RpcUnreachable(
+                f"{method}: node at {self.endpoint} did not answer ({type(exc).__name__})",
+                method=method,
+                endpoint=self.endpoint,
+            ) from None
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (429, 502, 503, 504):
+                raise RpcUnreachable(f"{method}: HTTP {status} from {self.endpoint}", method=method, endpoint=self.endpoint) from None
+            raise RpcResponseError(f"{method}: HTTP {status} from {self.endpoint}", method=method, endpoint=self.endpoint) from None
+
+    def request(self, method: str, params: list[Any]) -> Any:
+        """Send one request and return its ``result``; raise a typed ``RpcError`` otherwise."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._send(method, params)
+                break
+            except RpcUnreachable:
+                if attempt >= self.max_attempts:
+                    raise
+                delay = RPC_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random())
+                log.warning("rpc retry method=%s endpoint=%s attempt=%d delay=%.2fs", method, self.endpoint, attempt, delay)
+                time.sleep(delay)
+        if "error" in response and response["error"]:
+            err = response["error"]
+            message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+            code = err.get("code") if isinstance(err, dict) else None
+            data = err.get("data") if isinstance(err, dict) else None
+            cls = RpcRangeTooLarge if method == "eth_getLogs" and any(m in message.lower() for m in _RANGE_ERROR_MARKERS) else RpcResponseError
+            raise cls(f"{method}: {message}", code=code, data=data, method=method, endpoint=self.endpoint)
+        return response.get("result")
+
+    # --- convenience wrappers ----------------------------------------------------------------------
+    def chain_id(self) -> int:
+        return int(self.request("eth_chainId", []), 16)
+
+    def block_number(self) -> int:
+        return int(self.request("eth_blockNumber", []), 16)
+
+    def get_block(self, number: int | str) -> dict[str, Any]:
+        tag = hex(number) if isinstance(number, int) else number
+        block = self.request("eth_getBlockByNumber", [tag, False])
+        if block is None:
+            raise RpcResponseError(f"eth_getBlockByNumber: block {number} not found", method="eth_getBlockByNumber", endpoint=self.endpoint)
+        return dict(block)
+
+    def call(self, to: str, data: bytes, block: int | str = "latest", *, sender: str | None = None, gas: int | None = None) -> bytes:
+        tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+        if sender:
+            tx["from"] = sender
+        if gas:
+            tx["gas"] = hex(gas)
+        tag = hex(block) if isinstance(block, int) else block
+        result = self.request("eth_call", [tx, tag])
+        return bytes.fromhex(result[2:]) if result else b""
+
+    def get_logs(self, addresses: list[str], topics: list[Any], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        params = {"address": addresses, "topics": topics, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        return list(self.request("eth_getLogs", [params]))

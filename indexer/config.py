@@ -1,0 +1,155 @@
+"""Settings: a TOML file, overridden by ``INDEXER_*`` environment variables, overridden by CLI flags.
+
+Nested keys use ``__`` in the environment: ``INDEXER_DATABASE_URL``,
+``INDEXER_CHAINS__ETHEREUM__RPC_URL``. Unknown keys are refused, so a typo never silently does nothing.
+``load_settings`` turns every validation problem into one ``ConfigError`` line naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from eth_utils import is_hex_address, to_checksum_address
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from indexer.constants import DEFAULT_LOG_CHUNK_BLOCKS, DEFAULT_MULTICALL_BATCH_SIZE, MULTICALL3_ADDRESS
+from indexer.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///indexer.db"
+
+
+def _address(value: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError(f"{value!r} is not a 20-byte 0x-prefixed hex address")
+    return to_checksum_address(value)
+
+
+def parse_address(value: str, *, what: str = "address") -> str:
+    """Validate a user-given address; ``ConfigError`` naming ``what`` otherwise."""
+    try:
+        return _address(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}", key=what) from None
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class ChainConfig(BaseModel):
+    """One EVM chain and how to reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpc_url: str = Field(description="JSON-RPC endpoint (http or https); may carry an API key, never logged")
+    chain_id: int | None = Field(default=None, description="expected EIP-155 chain id; checked against the node at start")
+    confirmations: int = Field(default=2, ge=0, description="blocks behind the head a snapshot pins, against reorgs")
+    multicall_address: Address = Field(default=MULTICALL3_ADDRESS, description="Multicall3 contract")
+    multicall_batch_size: int = Field(default=DEFAULT_MULTICALL_BATCH_SIZE, ge=1, description="calls per aggregate3 eth_call")
+    log_chunk_blocks: int = Field(default=DEFAULT_LOG_CHUNK_BLOCKS, ge=1, description="blocks per eth_getLogs at start")
+
+    @model_validator(mode="after")
+    def _check_url(self) -> ChainConfig:
+        if not self.rpc_url.startswith(("http://", "https://")):
+            raise ValueError("rpc_url must start with http:// or https://")
+        return self
+
+
+class AaveV3Config(BaseModel):
+    """An Aave V3 market, found through its PoolAddressesProvider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    kind: Literal["aave_v3"] = Field(description="adapter kind")
+    chain: str = Field(description="key of the chain in [chains]")
+    pool_addresses_provider: Address = Field(description="PoolAddressesProvider of the market")
+    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (the pool's deployment)")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+ProtocolConfig = AaveV3Config
+
+
+class Settings(BaseSettings):
+    """Everything the indexer is told."""
+
+    model_config = SettingsConfigDict(env_prefix="INDEXER_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL; SQLite file by default")
+    log_level: str = Field(default="INFO", description="logging level")
+    chains: dict[str, ChainConfig] = Field(default_factory=dict, description="chains by name")
+    protocols: list[ProtocolConfig] = Field(default_factory=list, description="protocol instances to index")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        names: set[str] = set()
+        for i, proto in enumerate(self.protocols):
+            if proto.chain not in self.chains:
+                known = ", ".join(sorted(self.chains)) or "none"
+                raise ValueError(f"protocols.{i}.chain: chain {proto.chain!r} is not in [chains] (known: {known})")
+            if proto.name in names:
+                raise ValueError(f"protocols.{i}.name: duplicate protocol name {proto.name!r}")
+            names.add(proto.name)
+        return self
+
+    _toml_data: Any = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI flags (init) > environment > TOML file (passed as defaults through init of the file source).
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML document that ``load_settings`` parsed (kept in a class variable for the call)."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_TomlSource.data)
+
+
+def _format_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", "AaveV3Config"))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}': remove it or fix its spelling"
+    if err["type"] == "missing":
+        return f"missing key '{loc}': add it"
+    if err["type"] == "literal_error" and loc.endswith("kind"):
+        return f"{loc}: unknown protocol kind {err.get('input')!r} (supported: aave_v3)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (optional), the environment and ``overrides`` (CLI flags, None = unset)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {str(file)!r} not found: pass --config with an existing TOML file", key="config")
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(file)!r} is not valid TOML: {exc}", key="config") from None
+    _TomlSource.data = data
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    finally:
+        _TomlSource.data = {}

@@ -1,0 +1,38 @@
+"""Tuning constants and protocol constants, each with its reason, in one place for review."""
+
+from __future__ import annotations
+
+# --- fixed-point scales shared by the protocols -------------------------------------------------
+WAD = 10**18  # 1.0 in 18-decimal fixed point (health factors, Comet factors)
+RAY = 10**27  # 1.0 in 27-decimal fixed point (Aave interest indexes)
+PERCENTAGE_FACTOR = 10**4  # 100 % in Aave basis points
+UINT256_MAX = 2**256 - 1  # Aave's health factor for an account without debt
+USD_SCALE = 10**18  # stored USD values are integers scaled by 1e18 (exact from Aave's 1e8 base)
+
+# --- Aave V3 liquidation constants (LiquidationLogic, v3.3+) --------------------------------------
+AAVE_CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16  # 0.95e18: below it 100 % of the debt may be repaid
+AAVE_MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2000 * 10**8  # $2,000 in base units (1e8)
+AAVE_MIN_LEFTOVER_BASE = 1000 * 10**8  # $1,000 in base units
+AAVE_DEFAULT_CLOSE_FACTOR_BPS = 5000  # 50 %
+
+# --- RPC and batching ---------------------------------------------------------------------------
+MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
+# Calls per aggregate3 eth_call. 500 cheap views stay far below the 50M gas cap of geth/reth
+# eth_call; batches that still fail are halved (see chain/multicall.py).
+DEFAULT_MULTICALL_BATCH_SIZE = 500
+# Gas given to each aggregate3 eth_call: the common node cap, so nodes never reject it for gas.
+MULTICALL_GAS = 50_000_000
+# Blocks per eth_getLogs request at start; halves on provider range errors, grows back by 2x.
+DEFAULT_LOG_CHUNK_BLOCKS = 10_000
+MIN_LOG_CHUNK_BLOCKS = 1
+# Seconds an RPC request may take before it counts as failed.
+RPC_TIMEOUT_SECONDS = 30.0
+# Attempts for a transient RPC failure (first try included), with exponential backoff from the base.
+RPC_MAX_ATTEMPTS = 4
+RPC_BACKOFF_BASE_SECONDS = 0.25
+
+# --- risk reporting -----------------------------------------------------------------------------
+# Default "at risk" threshold for `indexer at-risk`: health factor below 1.1.
+DEFAULT_AT_RISK_HF = "1.1"
+# Resolution of the liquidation price-drop search: 1e-9 of the price (exact integer search).
+PRICE_DROP_RESOLUTION = 10**9

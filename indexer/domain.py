@@ -1,0 +1,81 @@
+"""Domain model: plain frozen dataclasses shared by every layer.
+
+Amounts are raw integers in their on-chain scale; USD values are integers scaled by 1e18
+(``constants.USD_SCALE``); floats appear only in report fields whose name says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """The block every read of one snapshot is pinned to."""
+
+    chain_id: int  # EIP-155 chain id the node reported
+    number: int  # block number
+    hash: str  # 0x-prefixed block hash
+    timestamp: int  # block timestamp, unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PriceReading:
+    """One asset price as the protocol's oracle reported it at the pinned block."""
+
+    asset: str  # token address, checksummed
+    symbol: str  # token symbol, for display
+    price: int  # oracle answer in the protocol's base unit (e.g. USD x 1e8 for Aave)
+    price_decimals: int  # decimals of ``price``
+    source: str  # address of the feed behind the protocol oracle, "" if unknown
+    feed_answer: int | None  # the feed's own latestRoundData answer, None if it has none
+    feed_updated_at: int | None  # the feed's updatedAt, None if it has none
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLeg:
+    """One asset of a position: supplied collateral or borrowed debt."""
+
+    asset: str  # token address, checksummed
+    symbol: str  # token symbol
+    side: str  # "collateral" or "debt"
+    amount: int  # raw token units at the pinned block (balanceOf)
+    decimals: int  # token decimals
+    value_usd: int  # value in USD x 1e18, rounded as the protocol rounds it
+    liquidation_threshold_bps: int  # threshold applied to this leg (0 for debt)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An account's position in one protocol instance at one block, with its exact verdict."""
+
+    protocol: str  # protocol instance name from the config
+    kind: str  # adapter kind, e.g. "aave_v3"
+    account: str  # account address, checksummed
+    block: BlockRef  # where it was read
+    collateral_usd: int  # collateral the protocol counts, USD x 1e18
+    debt_usd: int  # debt, USD x 1e18
+    nlv_usd: int  # net liquidation value at market (collateral - debt), USD x 1e18, signed
+    health_factor: int  # WAD; constants.UINT256_MAX when there is no debt
+    liquidatable: bool  # the protocol's own verdict at this block
+    liquidation_threshold_bps: int  # weighted liquidation threshold of the collateral
+    price_drop_to_liquidation: float | None  # uniform collateral price drop (0..1) to liquidation; None: none
+    legs: tuple[PositionLeg, ...]  # per-asset detail
+    details: dict[str, str] = field(default_factory=dict)  # protocol-specific extras, values as text
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one run read and computed, ready to be stored in one transaction."""
+
+    chain: str  # chain name from the config
+    protocol: str  # protocol instance name from the config
+    kind: str  # adapter kind
+    block: BlockRef  # the pinned block
+    positions: tuple[Position, ...]  # one per account with a non-empty position
+    prices: tuple[PriceReading, ...]  # every price the verdicts used
+    new_accounts: tuple[str, ...]  # accounts discovered in this run's log range
+    checkpoint_block: int  # last block whose logs were scanned
+    accounts_read: int  # accounts whose positions were read (including empty ones)
+    rpc_requests: int  # JSON-RPC requests the run made
+    duration_seconds: float  # wall time of the run

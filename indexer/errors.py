@@ -1,0 +1,57 @@
+"""One root exception for the project, families by cause.
+
+Callers catch a family (``RpcError``, ``ConfigError``) without knowing which library raised; the
+boundary (the RPC client, the config loader, the store) translates foreign exceptions into these.
+"""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Root of every error the indexer raises on purpose."""
+
+
+class ConfigError(IndexerError):
+    """The configuration or a command-line argument is invalid; the message names the key and the fix."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class RpcError(IndexerError):
+    """A JSON-RPC call failed."""
+
+    def __init__(self, message: str, *, method: str | None = None, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.endpoint = endpoint
+
+
+class RpcUnreachable(RpcError):
+    """The node did not answer at all (connection refused, DNS, timeout)."""
+
+
+class RpcResponseError(RpcError):
+    """The node answered with a JSON-RPC error object."""
+
+    def __init__(self, message: str, *, code: int | None = None, data: object = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.code = code
+        self.data = data
+
+
+class RpcRangeTooLarge(RpcResponseError):
+    """An eth_getLogs range or result set exceeded the provider's limit."""
+
+
+class ChainMismatch(IndexerError):
+    """The node serves another chain than the configuration says."""
+
+
+class DecodeError(IndexerError):
+    """A contract answer could not be decoded (no code at the address, wrong ABI)."""
+
+
+class StoreError(IndexerError):
+    """The database could not be opened or written."""

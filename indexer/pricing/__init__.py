@@ -1,0 +1,1 @@
+"""Oracle reads: Chainlink AggregatorV3 feeds and protocol oracles."""

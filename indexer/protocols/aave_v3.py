@@ -1,0 +1,327 @@
+"""Aave V3 adapter: reads a market and its accounts at one block, decides with ``risk.aave_v3``.
+
+Reads per snapshot (all through Multicall3 at the pinned block):
+1. provider: pool, oracle, sentinel;  2. pool revision, reserves list, oracle base unit;
+3. per reserve: reserve data, normalized income/debt, grace period, oracle price and source, symbol;
+4. feeds behind the oracle (for the stored price history) and the sentinel's answer;
+5. per account: user configuration and eMode;  6. per set bit: aToken / debt token scaled balance;
+7. eMode categories in use.
+The number of requests grows with accounts / batch size, not with accounts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from indexer.chain.abi import load_abi
+from indexer.chain.multicall import Call
+from indexer.constants import USD_SCALE
+from indexer.domain import BlockRef, Position, PositionLeg, PriceReading
+from indexer.errors import DecodeError
+from indexer.pricing.chainlink import read_feeds
+from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.risk.aave_v3 import (
+    AaveEModeCategory,
+    AaveMarket,
+    AaveReserve,
+    AaveUser,
+    account_data,
+    liquidation_verdict,
+    price_drop_to_liquidation,
+)
+
+log = logging.getLogger(__name__)
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+# topic0 -> index of the topic holding the account, for the events that name Aave accounts.
+_ACCOUNT_TOPIC = {
+    "Supply": 2,  # onBehalfOf
+    "Borrow": 2,  # onBehalfOf
+    "Withdraw": 2,  # user
+    "Repay": 2,  # user
+    "LiquidationCall": 3,  # user
+    "ReserveUsedAsCollateralEnabled": 2,  # user
+    "UserEModeSet": 1,  # user
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AaveReserveTokens:
+    """Addresses and display data of one reserve."""
+
+    a_token: str  # aToken
+    variable_debt_token: str  # variable debt token
+    source: str  # price source behind AaveOracle ("" when none)
+
+
+@dataclass(frozen=True, slots=True)
+class AaveMarketSnapshot:
+    """What ``load_market`` read: the pure market state plus the addresses the adapter needs."""
+
+    pool: str  # Pool address
+    oracle: str  # AaveOracle address
+    market: AaveMarket  # state for the pure functions (eMode categories filled in by ``positions``)
+    tokens: dict[int, AaveReserveTokens]  # by reserve id
+    prices: tuple[PriceReading, ...]  # oracle prices with feed data
+    base_currency: str  # AaveOracle.BASE_CURRENCY (zero address = USD)
+
+
+def _to_usd(value_base: int, base_unit: int) -> int:
+    return value_base * USD_SCALE // base_unit
+
+
+class AaveV3Adapter(ProtocolAdapter):
+    """Aave V3 markets, any Pool revision from v3.2 (5) on; eMode of v3.2+ and the legacy one."""
+
+    kind = "aave_v3"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool_abi = load_abi("AaveV3Pool")
+        self.provider_abi = load_abi("AaveV3PoolAddressesProvider")
+        self.oracle_abi = load_abi("AaveOracle")
+        self.atoken_abi = load_abi("AaveV3AToken")
+        self.erc20_abi = load_abi("ERC20")
+        self.sentinel_abi = load_abi("PriceOracleSentinel")
+
+    # --- market ------------------------------------------------------------------------------------
+    def load_market(self, block: BlockRef) -> AaveMarketSnapshot:
+        n = block.number
+        provider = self.config.pool_addresses_provider
+        p = self.provider_abi
+        pool_r, oracle_r, sentinel_r = self.multicall.run(
+            [Call(provider, p.fn("getPool")), Call(provider, p.fn("getPriceOracle")), Call(provider, p.fn("getPriceOracleSentinel"))], n
+        )
+        pool, oracle = pool_r.one(), oracle_r.one()
+        sentinel = sentinel_r.value[0] if sentinel_r.ok else ZERO_ADDRESS
+        rev_r, list_r, unit_r, base_r = self.multicall.run(
+            [
+                Call(pool, self.pool_abi.fn("POOL_REVISION")),
+                Call(pool, self.pool_abi.fn("getReservesList")),
+                Call(oracle, self.oracle_abi.fn("BASE_CURRENCY_UNIT")),
+                Call(oracle, self.oracle_abi.fn("BASE_CURRENCY")),
+            ],
+            n,
+        )
+        revision, assets = rev_r.one(), [to_checksum_address(a) for a in list_r.one()]
+        base_unit = unit_r.one()
+        base_currency = base_r.value[0] if base_r.ok else ZERO_ADDRESS
+        live = [(rid, a) for rid, a in enumerate(assets) if a != ZERO_ADDRESS]
+        per = 7
+        calls: list[Call] = []
+        for _, asset in live:
+            calls += [
+                Call(pool, self.pool_abi.fn("getReserveData"), (asset,)),
+                Call(pool, self.pool_abi.fn("getReserveNormalizedIncome"), (asset,)),
+                Call(pool, self.pool_abi.fn("getReserveNormalizedVariableDebt"), (asset,)),
+                Call(pool, self.pool_abi.fn("getLiquidationGracePeriod"), (asset,)),
+                Call(oracle, self.oracle_abi.fn("getAssetPrice"), (asset,)),
+                Call(oracle, self.oracle_abi.fn("getSourceOfAsset"), (asset,)),
+                Call(asset, self.erc20_abi.fn("symbol")),
+            ]
+        if sentinel != ZERO_ADDRESS:
+            calls.append(Call(sentinel, self.sentinel_abi.fn("isLiquidationAllowed")))
+        results = self.multicall.run(calls, n)
+        reserves: list[AaveReserve | None] = [None] * len(assets)
+        tokens: dict[int, AaveReserveTokens] = {}
+        for k, (rid, asset) in enumerate(live):
+            data_r, inc_r, debt_r, grace_r, price_r, src_r, sym_r = results[k * per : (k + 1) * per]
+            data = data_r.one()
+            configuration = data[0][0]
+            # A reserve whose price does not answer cannot be valued; the snapshot fails loudly
+            # rather than treating it as zero.
+            if not price_r.ok:
+                raise DecodeError(f"AaveOracle.getAssetPrice({asset}) failed at block {n}: {price_r.error}")
+            reserves[rid] = AaveReserve(
+                reserve_id=rid,
+                asset=asset,
+                symbol=sym_r.value[0] if sym_r.ok else asset[:8],
+                configuration=configuration,
+                normalized_income=inc_r.one(),
+                normalized_debt=debt_r.one(),
+                price=price_r.one(),
+                grace_period_until=grace_r.value[0] if grace_r.ok else 0,  # absent before v3.1
+            )
+            tokens[rid] = AaveReserveTokens(
+                a_token=to_checksum_address(data[8]),
+                variable_debt_token=to_checksum_address(data[10]),
+                source=to_checksum_address(src_r.value[0]) if src_r.ok else "",
+            )
+        sentinel_allows: bool | None = None
+        if sentinel != ZERO_ADDRESS:
+            sentinel_allows = bool(results[-1].value[0]) if results[-1].ok else False
+        feeds = read_feeds(self.multicall, [t.source for t in tokens.values() if t.source and t.source != ZERO_ADDRESS], n)
+        prices = []
+        for rid, reserve in enumerate(reserves):
+            if reserve is None:
+                continue
+            feed = feeds.get(tokens[rid].source)
+            prices.append(
+                PriceReading(
+                    asset=reserve.asset,
+                    symbol=reserve.symbol,
+                    price=reserve.price,
+                    price_decimals=len(str(base_unit)) - 1,
+                    source=tokens[rid].source,
+                    feed_answer=feed.answer if feed else None,
+                    feed_updated_at=feed.updated_at if feed else None,
+                )
+            )
+        market = AaveMarket(
+            revision=revision,
+            reserves=tuple(reserves),
+            emode_categories={},
+            base_currency_unit=base_unit,
+            block_timestamp=block.timestamp,
+            sentinel_allows_liquidation=sentinel_allows,
+        )
+        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices), base_currency)
+
+    def log_filter(self, market: AaveMarketSnapshot) -> LogFilter:
+        topics = [self.pool_abi.event(name).topic0 for name in _ACCOUNT_TOPIC]
+        topics.append(self.atoken_abi.event("Transfer").topic0)
+        addresses = [market.pool] + [t.a_token for t in market.tokens.values()]
+        return LogFilter(addresses=addresses, topics=[topics])
+
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[str]:
+        index_of = {self.pool_abi.event(name).topic0: i for name, i in _ACCOUNT_TOPIC.items()}
+        transfer = self.atoken_abi.event("Transfer").topic0
+        accounts: set[str] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            t0 = topics[0].lower()
+            i = 2 if t0 == transfer else index_of.get(t0)
+            if i is None or len(topics) <= i:
+                continue
+            account = to_checksum_address("0x" + topics[i][-40:])
+            if account != ZERO_ADDRESS:
+                accounts.add(account)
+        return accounts
+
+    def prices(self, market: AaveMarketSnapshot) -> list[PriceReading]:
+        return list(market.prices)
+
+    # --- accounts ----------------------------------------------------------------------------------
+    def _emode_categories(self, pool: str, ids: set[int], block: int) -> dict[int, AaveEModeCategory]:
+        ordered = sorted(i for i in ids if i)
+        calls: list[Call] = []
+        for cid in ordered:
+            calls += [
+                Call(pool, self.pool_abi.fn("getEModeCategoryCollateralConfig"), (cid,)),
+                Call(pool, self.pool_abi.fn("getEModeCategoryCollateralBitmap"), (cid,)),
+                Call(pool, self.pool_abi.fn("getEModeCategoryBorrowableBitmap"), (cid,)),
+                Call(pool, self.pool_abi.fn("getEModeCategoryData"), (cid,)),
+            ]
+        results = self.multicall.run(calls, block)
+        out: dict[int, AaveEModeCategory] = {}
+        for k, cid in enumerate(ordered):
+            cfg_r, coll_r, borr_r, legacy_r = results[4 * k : 4 * k + 4]
+            if cfg_r.ok and coll_r.ok:
+                ltv, lt, bonus = cfg_r.value[0]
+                out[cid] = AaveEModeCategory(cid, ltv, lt, bonus, coll_r.one(), borr_r.value[0] if borr_r.ok else 0, legacy=False)
+            else:  # pre-3.2 pool: category from the legacy struct, eligibility from reserve config bits
+                ltv, lt, bonus, _source, _label = legacy_r.one()
+                out[cid] = AaveEModeCategory(cid, ltv, lt, bonus, 0, 0, legacy=True)
+        return out
+
+    def read_users(self, market: AaveMarketSnapshot, accounts: list[str], block: int) -> list[AaveUser]:
+        """Raw user state (configuration, eMode, scaled balances) for every account with a position."""
+        pool = market.pool
+        calls: list[Call] = []
+        for a in accounts:
+            calls += [Call(pool, self.pool_abi.fn("getUserConfiguration"), (a,)), Call(pool, self.pool_abi.fn("getUserEMode"), (a,))]
+        results = self.multicall.run(calls, block)
+        configs: list[tuple[str, int, int]] = []
+        for k, account in enumerate(accounts):
+            cfg_r, emode_r = results[2 * k], results[2 * k + 1]
+            if not (cfg_r.ok and emode_r.ok):
+                raise DecodeError(f"Aave user reads failed for {account} at block {block}: {cfg_r.error or emode_r.error}")
+            configuration = cfg_r.value[0][0]
+            if configuration:
+                configs.append((account, configuration, emode_r.value[0]))
+        balance_calls: list[Call] = []
+        keys: list[tuple[int, int, str]] = []  # (user index, reserve id, "c"|"d")
+        for u, (account, configuration, _) in enumerate(configs):
+            for rid in range(len(market.market.reserves)):
+                if market.market.reserves[rid] is None:
+                    continue
+                if (configuration >> (2 * rid + 1)) & 1:
+                    balance_calls.append(Call(market.tokens[rid].a_token, self.atoken_abi.fn("scaledBalanceOf"), (account,)))
+                    keys.append((u, rid, "c"))
+                if (configuration >> (2 * rid)) & 1:
+                    balance_calls.append(Call(market.tokens[rid].variable_debt_token, self.atoken_abi.fn("scaledBalanceOf"), (account,)))
+                    keys.append((u, rid, "d"))
+        balances = self.multicall.run(balance_calls, block)
+        coll: list[dict[int, int]] = [{} for _ in configs]
+        debt: list[dict[int, int]] = [{} for _ in configs]
+        for (u, rid, side), res in zip(keys, balances, strict=True):
+            if not res.ok:
+                raise DecodeError(f"scaledBalanceOf failed for {configs[u][0]} reserve {rid} at block {block}: {res.error}")
+            (coll if side == "c" else debt)[u][rid] = res.value[0]
+        return [AaveUser(a, cfg, em, coll[u], debt[u]) for u, (a, cfg, em) in enumerate(configs)]
+
+    def with_emode(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> AaveMarket:
+        """The market state with every eMode category the users are in."""
+        ids = {u.emode_category for u in users if u.emode_category}
+        if not ids:
+            return market.market
+        cats = self._emode_categories(market.pool, ids, block)
+        return replace(market.market, emode_categories=cats)
+
+    def positions(self, market: AaveMarketSnapshot, accounts: list[str], block: BlockRef) -> list[Position]:
+        users = self.read_users(market, accounts, block.number)
+        state = self.with_emode(market, users, block.number)
+        return [self.position_of(state, market, user, block) for user in users]
+
+    def position_of(self, state: AaveMarket, market: AaveMarketSnapshot, user: AaveUser, block: BlockRef) -> Position:
+        data = account_data(state, user)
+        verdict = liquidation_verdict(state, user, data)
+        unit = state.base_currency_unit
+        legs = []
+        for side, group in (("collateral", data.collateral_legs), ("debt", data.debt_legs)):
+            for leg in group:
+                reserve = state.reserves[leg.reserve_id]
+                assert reserve is not None  # legs are only built for live reserves
+                legs.append(
+                    PositionLeg(
+                        asset=reserve.asset,
+                        symbol=reserve.symbol,
+                        side=side,
+                        amount=leg.balance,
+                        decimals=reserve.decimals,
+                        value_usd=_to_usd(leg.value_base, unit),
+                        liquidation_threshold_bps=leg.liquidation_threshold,
+                    )
+                )
+        coll_usd = _to_usd(data.total_collateral_base, unit)
+        debt_usd = _to_usd(data.total_debt_base, unit)
+        return Position(
+            protocol=self.name,
+            kind=self.kind,
+            account=user.account,
+            block=block,
+            collateral_usd=coll_usd,
+            debt_usd=debt_usd,
+            nlv_usd=coll_usd - debt_usd,
+            health_factor=data.health_factor,
+            liquidatable=verdict.liquidatable,
+            liquidation_threshold_bps=data.current_liquidation_threshold,
+            price_drop_to_liquidation=price_drop_to_liquidation(state, user),
+            legs=tuple(legs),
+            details={
+                "pool_revision": str(state.revision),
+                "emode_category": str(user.emode_category),
+                "total_collateral_base": str(data.total_collateral_base),
+                "total_debt_base": str(data.total_debt_base),
+                "available_borrows_base": str(data.available_borrows_base),
+                "ltv_bps": str(data.ltv),
+                "verdict": verdict.reason,
+                "liquidation_collateral_asset": verdict.collateral_asset or "",
+                "liquidation_debt_asset": verdict.debt_asset or "",
+            },
+        )

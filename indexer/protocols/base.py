@@ -1,0 +1,51 @@
+"""The face every protocol adapter shows to the snapshot pipeline."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.chain.multicall import Multicaller
+from indexer.chain.rpc import RpcClient
+from indexer.domain import BlockRef, Position, PriceReading
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """What eth_getLogs must ask for to discover the protocol's accounts."""
+
+    addresses: list[str]  # contracts emitting the events
+    topics: list[Any]  # topic filter, e.g. [[topic0, ...]]
+
+
+class ProtocolAdapter(ABC):
+    """Answers the same questions for every protocol: which accounts, what positions at block B, what verdict."""
+
+    kind: str
+
+    def __init__(self, name: str, config: Any, rpc: RpcClient, multicall: Multicaller) -> None:
+        self.name = name
+        self.config = config
+        self.rpc = rpc
+        self.multicall = multicall
+
+    @abstractmethod
+    def load_market(self, block: BlockRef) -> Any:
+        """Protocol-wide state at ``block`` (reserves, indexes, prices): read once per snapshot."""
+
+    @abstractmethod
+    def log_filter(self, market: Any) -> LogFilter:
+        """The eth_getLogs filter whose events name the protocol's accounts."""
+
+    @abstractmethod
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[str]:
+        """Accounts named by the logs (checksummed)."""
+
+    @abstractmethod
+    def positions(self, market: Any, accounts: list[str], block: BlockRef) -> list[Position]:
+        """Non-empty positions of ``accounts`` at ``block`` with the protocol's exact verdict."""
+
+    @abstractmethod
+    def prices(self, market: Any) -> list[PriceReading]:
+        """The prices the verdicts used."""

@@ -1,0 +1,1 @@
+"""Pure risk functions over domain objects: no web3, no database."""

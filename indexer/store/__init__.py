@@ -1,0 +1,1 @@
+"""Storage: sqlmodel tables, the engine for SQLite/PostgreSQL, snapshot writes and read queries."""

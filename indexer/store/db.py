@@ -1,0 +1,269 @@
+"""Engine, snapshot writes (one transaction, idempotent per block) and the read queries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, func
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from indexer.constants import UINT256_MAX, USD_SCALE, WAD
+from indexer.domain import Snapshot
+from indexer.errors import StoreError
+from indexer.store.models import Checkpoint, KnownAccount, PositionSnapshot, PriceSnapshot, SnapshotRun
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``; creates the tables when ``create`` (migrations come with PostgreSQL)."""
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:" and not create and not Path(path).exists():
+                raise StoreError(f"database file {path!r} does not exist: run `indexer snapshot` or `indexer demo` first")
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        if create:
+            SQLModel.metadata.create_all(engine)
+        return engine
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open database: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def health_factor_float(hf: int) -> float:
+    """The health factor as a float for ordering and display; +inf without debt."""
+    return float("inf") if hf == UINT256_MAX else hf / WAD
+
+
+def _legs_json(snapshot_legs: tuple[Any, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "asset": leg.asset,
+                "symbol": leg.symbol,
+                "side": leg.side,
+                "amount": str(leg.amount),
+                "decimals": leg.decimals,
+                "value_usd": str(leg.value_usd),
+                "liquidation_threshold_bps": leg.liquidation_threshold_bps,
+            }
+            for leg in snapshot_legs
+        ]
+    )
+
+
+def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
+    """Store ``snap`` with its checkpoint and new accounts in one transaction.
+
+    Returns ``(run_id, created)``; a snapshot of a block already stored for this protocol (same block
+    hash) writes nothing and returns the existing run with ``created=False``.
+    """
+    try:
+        with Session(engine) as session:
+            existing = session.exec(
+                select(SnapshotRun).where(
+                    SnapshotRun.chain_id == snap.block.chain_id,
+                    SnapshotRun.protocol == snap.protocol,
+                    SnapshotRun.block_hash == snap.block.hash,
+                )
+            ).first()
+            if existing is not None:
+                assert existing.id is not None
+                return existing.id, False
+            run = SnapshotRun(
+                chain=snap.chain,
+                chain_id=snap.block.chain_id,
+                protocol=snap.protocol,
+                kind=snap.kind,
+                block_number=snap.block.number,
+                block_hash=snap.block.hash,
+                block_timestamp=snap.block.timestamp,
+                accounts_read=snap.accounts_read,
+                positions=len(snap.positions),
+                liquidatable=sum(1 for p in snap.positions if p.liquidatable),
+                rpc_requests=snap.rpc_requests,
+                duration_seconds=snap.duration_seconds,
+            )
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            session.add_all(
+                PositionSnapshot(
+                    run_id=run.id,
+                    protocol=p.protocol,
+                    chain_id=p.block.chain_id,
+                    account=p.account,
+                    block_number=p.block.number,
+                    health_factor=p.health_factor,
+                    health_factor_float=health_factor_float(p.health_factor),
+                    liquidatable=p.liquidatable,
+                    collateral_usd=p.collateral_usd,
+                    debt_usd=p.debt_usd,
+                    nlv_usd=p.nlv_usd,
+                    liquidation_threshold_bps=p.liquidation_threshold_bps,
+                    price_drop_to_liquidation=p.price_drop_to_liquidation,
+                    legs=_legs_json(p.legs),
+                    details=json.dumps(p.details, sort_keys=True),
+                )
+                for p in snap.positions
+            )
+            session.add_all(
+                PriceSnapshot(
+                    run_id=run.id,
+                    asset=pr.asset,
+                    symbol=pr.symbol,
+                    price=pr.price,
+                    price_decimals=pr.price_decimals,
+                    source=pr.source,
+                    feed_answer=pr.feed_answer,
+                    feed_updated_at=pr.feed_updated_at,
+                )
+                for pr in snap.prices
+            )
+            known = set(session.exec(select(KnownAccount.account).where(KnownAccount.protocol == snap.protocol)).all())
+            session.add_all(
+                KnownAccount(protocol=snap.protocol, account=a, first_seen_block=snap.checkpoint_block)
+                for a in sorted(set(snap.new_accounts) - known)
+            )
+            checkpoint = session.get(Checkpoint, (snap.chain, snap.protocol))
+            if checkpoint is None or snap.checkpoint_block >= checkpoint.block_number:
+                session.merge(
+                    Checkpoint(
+                        chain=snap.chain,
+                        protocol=snap.protocol,
+                        block_number=snap.checkpoint_block,
+                        block_hash=snap.block.hash if snap.checkpoint_block == snap.block.number else "",
+                    )
+                )
+            session.commit()
+            return run.id, True
+    except SQLAlchemyError as exc:
+        raise StoreError(f"writing the snapshot failed and was rolled back: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def get_checkpoint(engine: Engine, chain: str, protocol: str) -> Checkpoint | None:
+    with Session(engine) as session:
+        return session.get(Checkpoint, (chain, protocol))
+
+
+def known_accounts(engine: Engine, protocol: str) -> list[str]:
+    with Session(engine) as session:
+        return sorted(session.exec(select(KnownAccount.account).where(KnownAccount.protocol == protocol)).all())
+
+
+# --- queries for the user surfaces ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    """A stored position joined with its run, as the CLI shows it."""
+
+    run_id: int  # the snapshot run it belongs to
+    address: str  # account
+    protocol: str  # protocol instance
+    chain: str  # chain name
+    health_factor: int  # WAD, 2**256-1 without debt
+    liquidatable: bool  # the protocol's verdict
+    collateral_usd: int  # USD x 1e18
+    debt_usd: int  # USD x 1e18
+    nlv_usd: int  # USD x 1e18
+    price_drop_to_liquidation: float | None  # 0..1
+    block_number: int  # block of the run
+    block_timestamp: int  # timestamp of the run's block
+    legs: list[dict[str, Any]]  # per-asset detail
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object: health factor as an integer string (x 1e18) or "inf"."""
+        return {
+            "address": self.address,
+            "protocol": self.protocol,
+            "chain": self.chain,
+            "health_factor": "inf" if self.health_factor == UINT256_MAX else str(self.health_factor),
+            "health_factor_float": None if self.health_factor == UINT256_MAX else self.health_factor / WAD,
+            "liquidatable": self.liquidatable,
+            "collateral_usd": self.collateral_usd / USD_SCALE,
+            "debt_usd": self.debt_usd / USD_SCALE,
+            "nlv_usd": self.nlv_usd / USD_SCALE,
+            "price_drop_to_liquidation": self.price_drop_to_liquidation,
+            "block_number": self.block_number,
+            "block_timestamp": self.block_timestamp,
+            "legs": self.legs,
+        }
+
+
+def _row(pos: PositionSnapshot, run: SnapshotRun) -> PositionRow:
+    return PositionRow(
+        run_id=run.id or 0,
+        address=pos.account,
+        protocol=pos.protocol,
+        chain=run.chain,
+        health_factor=pos.health_factor,
+        liquidatable=pos.liquidatable,
+        collateral_usd=pos.collateral_usd,
+        debt_usd=pos.debt_usd,
+        nlv_usd=pos.nlv_usd,
+        price_drop_to_liquidation=pos.price_drop_to_liquidation,
+        block_number=pos.block_number,
+        block_timestamp=run.block_timestamp,
+        legs=json.loads(pos.legs),
+    )
+
+
+def latest_run_ids(session: Session, protocol: str | None = None) -> list[int]:
+    """The newest canonical run of each protocol instance."""
+    query = select(func.max(SnapshotRun.id)).where(SnapshotRun.status == "canonical").group_by(SnapshotRun.protocol)
+    if protocol is not None:
+        query = query.where(SnapshotRun.protocol == protocol)
+    return [i for i in session.exec(query).all() if i is not None]
+
+
+def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limit: int | None = None) -> list[PositionRow]:
+    """Positions of the latest runs with health factor < ``below_wad`` (exact integer filter), riskiest first."""
+    with Session(engine) as session:
+        run_ids = latest_run_ids(session, protocol)
+        if not run_ids:
+            return []
+        # The float column pre-filters with a margin; the integer decides.
+        margin = below_wad / WAD * (1 + 1e-9) + 1e-12
+        query = (
+            select(PositionSnapshot, SnapshotRun)
+            .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
+            .where(PositionSnapshot.run_id.in_(run_ids))  # type: ignore[union-attr]
+            .where(PositionSnapshot.health_factor_float <= margin)
+        )
+        rows = [_row(p, r) for p, r in session.exec(query).all() if p.health_factor < below_wad]
+    rows.sort(key=lambda r: (r.health_factor, r.address))
+    return rows[:limit] if limit else rows
+
+
+def account_positions(engine: Engine, account: str) -> tuple[list[PositionRow], list[PositionRow]]:
+    """(latest position per protocol, full history oldest first) of one account."""
+    with Session(engine) as session:
+        query = (
+            select(PositionSnapshot, SnapshotRun)
+            .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
+            .where(PositionSnapshot.account == account, SnapshotRun.status == "canonical")
+            .order_by(SnapshotRun.id)  # type: ignore[arg-type]
+        )
+        history = [_row(p, r) for p, r in session.exec(query).all()]
+        latest_ids = set(latest_run_ids(session))
+    current = [row for row in history if row.run_id in latest_ids]
+    return current, history
+
+
+def list_runs(engine: Engine, limit: int = 20) -> list[SnapshotRun]:
+    with Session(engine) as session:
+        return list(session.exec(select(SnapshotRun).order_by(SnapshotRun.id.desc()).limit(limit)).all())  # type: ignore[union-attr]

@@ -1,0 +1,103 @@
+"""Table models (``table=True``), apart from the domain model in ``indexer.domain``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from indexer.store.codec import BigInt
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SnapshotRun(SQLModel, table=True):
+    """One snapshot of one protocol instance at one block."""
+
+    __tablename__ = "snapshot_runs"
+    __table_args__ = (UniqueConstraint("chain_id", "protocol", "block_hash", name="uq_run_block"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain: str = Field(index=True)  # chain name from the config
+    chain_id: int  # EIP-155 chain id
+    protocol: str = Field(index=True)  # protocol instance name
+    kind: str  # adapter kind
+    block_number: int
+    block_hash: str
+    block_timestamp: int
+    status: str = "canonical"  # canonical | orphaned
+    accounts_read: int = 0
+    positions: int = 0
+    liquidatable: int = 0
+    rpc_requests: int = 0
+    duration_seconds: float = 0.0
+    created_at: datetime = Field(default_factory=_now)
+
+
+class PositionSnapshot(SQLModel, table=True):
+    """An account's position and verdict in one run."""
+
+    __tablename__ = "position_snapshots"
+    __table_args__ = (
+        UniqueConstraint("run_id", "account", name="uq_position_run_account"),
+        Index("ix_position_run_hf", "run_id", "health_factor_float"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="snapshot_runs.id")
+    protocol: str
+    chain_id: int
+    account: str = Field(index=True)
+    block_number: int
+    health_factor: int = Field(sa_column=Column(BigInt(), nullable=False))  # WAD; 2**256-1 without debt
+    health_factor_float: float  # for ordering and report filters only; verdicts use the integer
+    liquidatable: bool
+    collateral_usd: int = Field(sa_column=Column(BigInt(), nullable=False))  # USD x 1e18
+    debt_usd: int = Field(sa_column=Column(BigInt(), nullable=False))  # USD x 1e18
+    nlv_usd: int = Field(sa_column=Column(BigInt(), nullable=False))  # USD x 1e18, signed
+    liquidation_threshold_bps: int
+    price_drop_to_liquidation: float | None = None
+    legs: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of legs, amounts as text
+    details: str = Field(sa_column=Column(Text, nullable=False))  # JSON object, protocol-specific
+
+
+class PriceSnapshot(SQLModel, table=True):
+    """A price a run used, as the protocol's oracle gave it at the run's block."""
+
+    __tablename__ = "price_snapshots"
+    __table_args__ = (UniqueConstraint("run_id", "asset", name="uq_price_run_asset"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="snapshot_runs.id", index=True)
+    asset: str
+    symbol: str
+    price: int = Field(sa_column=Column(BigInt(), nullable=False))
+    price_decimals: int
+    source: str
+    feed_answer: int | None = Field(default=None, sa_column=Column(BigInt(), nullable=True))
+    feed_updated_at: int | None = None
+
+
+class Checkpoint(SQLModel, table=True):
+    """The last block whose logs a protocol instance has scanned for accounts."""
+
+    __tablename__ = "checkpoints"
+
+    chain: str = Field(primary_key=True)
+    protocol: str = Field(primary_key=True)
+    block_number: int
+    block_hash: str
+    updated_at: datetime = Field(default_factory=_now)
+
+
+class KnownAccount(SQLModel, table=True):
+    """An account discovered from a protocol's events."""
+
+    __tablename__ = "known_accounts"
+
+    protocol: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    first_seen_block: int
