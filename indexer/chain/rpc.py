@@ -94,6 +94,27 @@ class RpcClient:
             raise cls(f"{method}: {message}", code=code, data=data, method=method, endpoint=self.endpoint)
         return response.get("result")
 
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Send several requests in one JSON-RPC batch (one HTTP request); results in order."""
+        if not calls:
+            return []
+        with self._lock:
+            self.request_count += 1
+        try:
+            responses = self._provider.make_batch_request(calls)  # type: ignore[arg-type]
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RpcUnreachable(f"batch: node at {self.endpoint} did not answer ({type(exc).__name__})", method="batch", endpoint=self.endpoint) from None
+        if isinstance(responses, dict):  # the whole batch was refused
+            err = responses.get("error", responses)
+            raise RpcResponseError(f"batch: {err}", method="batch", endpoint=self.endpoint)
+        by_id = sorted(responses, key=lambda r: int(r["id"]))
+        out = []
+        for (method, _), response in zip(calls, by_id, strict=True):
+            if response.get("error"):
+                raise RpcResponseError(f"{method}: {response['error']}", method=method, endpoint=self.endpoint)
+            out.append(response.get("result"))
+        return out
+
     # --- convenience wrappers ----------------------------------------------------------------------
     def chain_id(self) -> int:
         return int(self.request("eth_chainId", []), 16)

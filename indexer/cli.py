@@ -1,0 +1,224 @@
+"""The ``indexer`` command: thin wrappers over the layers below.
+
+Exit codes: 0 success; 2 bad configuration or arguments (one line on stderr, nothing written);
+1 any other failure (RPC, database), also one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from indexer.config import Settings, load_settings, parse_address
+from indexer.constants import DEFAULT_AT_RISK_HF, UINT256_MAX, USD_SCALE, WAD
+from indexer.errors import ConfigError, IndexerError
+from indexer.store.db import PositionRow, account_positions, at_risk, make_engine
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
+err_console = Console(stderr=True)
+console = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="database URL (overrides INDEXER_DATABASE_URL and the config)")]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # HTTP libraries log full URLs (and so API keys) at debug level: keep them quiet.
+    for noisy in ("urllib3", "web3", "requests", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _errors(fn: F) -> F:
+    """Turn the project's errors into one line on stderr and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except IndexerError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: Path | None, database_url: str | None) -> Settings:
+    settings = load_settings(config, database_url=database_url)
+    _setup_logging(settings.log_level)
+    return settings
+
+
+def _parse_hf(text: str) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"--below: {text!r} is not a number (e.g. --below 1.05)", key="below") from None
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"--below: {text!r} must be a positive number (e.g. --below 1.05)", key="below")
+    return int(value * WAD)
+
+
+def _fmt_hf(hf: int) -> str:
+    return "inf" if hf == UINT256_MAX else f"{hf / WAD:.4f}"
+
+
+def _fmt_usd(value: int) -> str:
+    return f"{value / USD_SCALE:,.2f}"
+
+
+def positions_table(rows: list[PositionRow], title: str) -> Table:
+    table = Table(title=title)
+    for col, justify in (
+        ("account", "left"),
+        ("protocol", "left"),
+        ("health factor", "right"),
+        ("collateral $", "right"),
+        ("debt $", "right"),
+        ("NLV $", "right"),
+        ("drop to liq.", "right"),
+        ("liquidatable", "center"),
+        ("block", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        drop = "-" if r.price_drop_to_liquidation is None else f"{r.price_drop_to_liquidation:.2%}"
+        table.add_row(
+            r.address,
+            r.protocol,
+            _fmt_hf(r.health_factor),
+            _fmt_usd(r.collateral_usd),
+            _fmt_usd(r.debt_usd),
+            _fmt_usd(r.nlv_usd),
+            drop,
+            "[bold red]yes[/]" if r.liquidatable else "no",
+            str(r.block_number),
+        )
+    return table
+
+
+@app.command()
+@_errors
+def snapshot(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    protocol: Annotated[str | None, typer.Option(help="only this protocol instance")] = None,
+    block: Annotated[int | None, typer.Option(help="pin this block instead of head - confirmations")] = None,
+) -> None:
+    """Take one snapshot of every configured protocol now."""
+    from indexer.pipeline import connect, run_snapshot
+
+    settings = _settings(config, database_url)
+    protos = [p for p in settings.protocols if protocol is None or p.name == protocol]
+    if not protos:
+        raise ConfigError(f"no protocol to snapshot{f' named {protocol!r}' if protocol else ''}: add a [[protocols]] entry to the config")
+    # Every node must answer before anything is written.
+    clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in protos}}
+    engine = make_engine(settings.database_url)
+    for proto in protos:
+        result = run_snapshot(settings, proto, engine, rpc=clients[proto.chain], at_block=block)
+        s = result.snapshot
+        console.print(
+            f"{proto.name}: block {s.block.number}, {len(s.positions)} positions "
+            f"({sum(p.liquidatable for p in s.positions)} liquidatable), {s.accounts_read} accounts, "
+            f"{s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s{'' if result.created else ' (already stored)'}"
+        )
+
+
+@app.command()
+@_errors
+def run(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Run the scheduler: one snapshot job per protocol at its interval, until interrupted."""
+    from indexer.pipeline import connect
+    from indexer.scheduler import run_forever
+
+    settings = _settings(config, database_url)
+    if not settings.protocols:
+        raise ConfigError("no [[protocols]] in the config: nothing to run")
+    for name in {p.chain for p in settings.protocols}:
+        connect(name, settings.chains[name])
+    run_forever(settings, make_engine(settings.database_url))
+
+
+@app.command("at-risk")
+@_errors
+def at_risk_cmd(
+    below: Annotated[str, typer.Option(help="health factor threshold")] = DEFAULT_AT_RISK_HF,
+    protocol: Annotated[str | None, typer.Option(help="only this protocol instance")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Positions of the latest snapshots with health factor below --below, riskiest first."""
+    threshold = _parse_hf(below)
+    settings = _settings(config, database_url)
+    rows = at_risk(make_engine(settings.database_url, create=False), threshold, protocol=protocol, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    else:
+        console.print(positions_table(rows, f"{len(rows)} positions with health factor < {below}"))
+
+
+@app.command()
+@_errors
+def account(
+    address: Annotated[str, typer.Argument(help="account address")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
+    history: Annotated[bool, typer.Option("--history", help="every stored snapshot, oldest first")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """An account's latest position in every protocol (and its history with --history)."""
+    checksummed = parse_address(address, what="ADDRESS")
+    settings = _settings(config, database_url)
+    current, past = account_positions(make_engine(settings.database_url, create=False), checksummed)
+    rows = past if history else current
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        return
+    console.print(positions_table(rows, f"{checksummed}: {'history' if history else 'latest'}"))
+    if not history and len(past) > len(current):
+        console.print(f"{len(past)} stored snapshots; --history lists them")
+
+
+@app.command()
+@_errors
+def demo(
+    rounds: Annotated[int, typer.Option(min=1, help="snapshot rounds, prices moving between them")] = 5,
+    accounts: Annotated[int, typer.Option(min=1, help="accounts to seed")] = 300,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    database_url: DbOpt = None,
+) -> None:
+    """Start anvil, deploy the fixture market, seed accounts, snapshot while prices move, show the riskiest."""
+    from indexer.devnet.demo import run_demo
+
+    settings = _settings(None, database_url)
+    run_demo(settings.database_url, rounds=rounds, accounts=accounts, seed=seed, console=console)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

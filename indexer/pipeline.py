@@ -1,0 +1,127 @@
+"""One snapshot of one protocol instance: pin -> discover -> read -> price -> compute -> store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from indexer.chain.block import pin_block
+from indexer.chain.logs import scan_logs
+from indexer.chain.multicall import Multicaller
+from indexer.chain.rpc import RpcClient
+from indexer.config import ChainConfig, ProtocolConfig, Settings
+from indexer.domain import BlockRef, Snapshot
+from indexer.errors import ChainMismatch, ConfigError, RpcUnreachable
+from indexer.protocols.registry import make_adapter
+from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What one snapshot run did."""
+
+    run_id: int  # stored run id (the existing one when the block was already stored)
+    created: bool  # False when the block had been stored before (nothing written)
+    snapshot: Snapshot  # what was read and computed
+
+
+def connect(chain_name: str, chain: ChainConfig) -> tuple[RpcClient, int]:
+    """An RPC client for the chain, checked to answer and to serve the configured chain id."""
+    rpc = RpcClient(chain.rpc_url)
+    try:
+        chain_id = rpc.chain_id()
+    except RpcUnreachable:
+        raise ConfigError(
+            f"chains.{chain_name}.rpc_url: node at {rpc.endpoint} did not answer; check the URL and that the node runs",
+            key=f"chains.{chain_name}.rpc_url",
+        ) from None
+    if chain.chain_id is not None and chain.chain_id != chain_id:
+        raise ChainMismatch(f"chains.{chain_name}: node at {rpc.endpoint} serves chain id {chain_id}, config says {chain.chain_id}")
+    return rpc, chain_id
+
+
+def _discovery_start(engine: Engine, rpc: RpcClient, chain: str, proto: ProtocolConfig, block: BlockRef) -> int:
+    """First block to scan: after the checkpoint, unless the checkpoint's block is no longer on the chain."""
+    cp = get_checkpoint(engine, chain, proto.name)
+    if cp is None:
+        return proto.start_block
+    if cp.block_number > block.number:
+        return block.number + 1  # already scanned past the pinned block
+    if cp.block_hash:
+        on_chain = rpc.get_block(cp.block_number)["hash"]
+        if on_chain != cp.block_hash:
+            log.warning(
+                "checkpoint block %d of %s has changed hash (reorg or a new chain); rescanning from %d",
+                cp.block_number,
+                proto.name,
+                proto.start_block,
+            )
+            return proto.start_block
+    return cp.block_number + 1
+
+
+def run_snapshot(
+    settings: Settings,
+    proto: ProtocolConfig,
+    engine: Engine,
+    *,
+    rpc: RpcClient | None = None,
+    at_block: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Take and store one snapshot of ``proto``; ``at_block`` pins an exact block instead of head - confirmations."""
+    started = time.monotonic()
+    chain_cfg = settings.chains[proto.chain]
+    if rpc is None:
+        rpc, chain_id = connect(proto.chain, chain_cfg)
+        requests_before = rpc.request_count - 1
+    else:
+        requests_before = rpc.request_count
+        chain_id = rpc.chain_id()
+    block = pin_block(rpc, chain_id, chain_cfg.confirmations, at=at_block)
+    multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
+    adapter = make_adapter(proto, rpc, multicall)
+    market = adapter.load_market(block)
+    start = _discovery_start(engine, rpc, proto.chain, proto, block)
+    new_accounts: set[str] = set()
+    if start <= block.number:
+        filt = adapter.log_filter(market)
+        logs = scan_logs(rpc, filt.addresses, filt.topics, start, block.number, chunk=chain_cfg.log_chunk_blocks, max_chunk=chain_cfg.log_chunk_blocks, on_progress=on_progress)
+        new_accounts = adapter.accounts_from_logs(logs)
+    accounts = sorted(set(known_accounts(engine, proto.name)) | new_accounts)
+    positions = adapter.positions(market, accounts, block)
+    snapshot = Snapshot(
+        chain=proto.chain,
+        protocol=proto.name,
+        kind=adapter.kind,
+        block=block,
+        positions=tuple(positions),
+        prices=tuple(adapter.prices(market)),
+        new_accounts=tuple(sorted(new_accounts)),
+        checkpoint_block=max(block.number, start - 1),
+        accounts_read=len(accounts),
+        rpc_requests=rpc.request_count - requests_before,
+        duration_seconds=time.monotonic() - started,
+    )
+    run_id, created = write_snapshot(engine, snapshot)
+    log.info(
+        "snapshot protocol=%s chain=%s block=%d hash=%s accounts=%d new_accounts=%d positions=%d liquidatable=%d rpc_requests=%d seconds=%.2f stored=%s",
+        proto.name,
+        proto.chain,
+        block.number,
+        block.hash[:10],
+        len(accounts),
+        len(new_accounts),
+        len(positions),
+        sum(1 for p in positions if p.liquidatable),
+        snapshot.rpc_requests,
+        snapshot.duration_seconds,
+        "new" if created else "already",
+    )
+    return RunResult(run_id, created, snapshot)
