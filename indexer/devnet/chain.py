@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,8 @@ ARTIFACT_DIR = REPO_ROOT / "contracts_fixtures" / "artifacts"
 # Gas given to each fixture transaction: explicit, so batched transactions need no estimation.
 TX_GAS = 3_000_000
 DEPLOY_GAS = 30_000_000
+# Anvil answers eth_sendTransaction before the automined block is ready: poll this long for a receipt.
+RECEIPT_TIMEOUT_SECONDS = 30.0
 
 
 @cache
@@ -101,12 +104,20 @@ class DevChain:
         return params
 
     def _receipt(self, tx_hash: str, label: str) -> dict[str, Any]:
-        receipt = self.rpc.request("eth_getTransactionReceipt", [tx_hash])
-        if receipt is None:
-            raise DevnetError(f"{label}: no receipt for {tx_hash}")
+        deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
+        while (receipt := self.rpc.request("eth_getTransactionReceipt", [tx_hash])) is None:
+            if time.monotonic() > deadline:
+                raise DevnetError(f"{label}: no receipt for {tx_hash} after {RECEIPT_TIMEOUT_SECONDS}s")
+            time.sleep(0.002)
         if int(receipt["status"], 16) != 1:
             raise DevnetError(f"{label}: transaction reverted ({tx_hash})")
         return dict(receipt)
+
+    def _receipt_or_none(self, tx_hash: str) -> dict[str, Any] | None:
+        try:
+            return self._receipt(tx_hash, "seeding")
+        except DevnetError:
+            return None
 
     def send(self, tx: Tx) -> dict[str, Any]:
         """Send one transaction (automine) and return its receipt; raise with the revert reason on failure."""
@@ -123,13 +134,24 @@ class DevChain:
         """Send many transactions in one block (fifo order), then check every receipt."""
         if not txs:
             return
+        senders = sorted({t.sender for t in txs})
+        counts = self.rpc.batch([("eth_getTransactionCount", [s, "latest"]) for s in senders])
+        nonces = {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
+        requests = []
+        for t in txs:
+            params = self._tx_params(t.sender, t.to, t.data(), TX_GAS)
+            params["nonce"] = hex(nonces[t.sender])
+            nonces[t.sender] += 1
+            requests.append(("eth_sendTransaction", [params]))
         self.rpc.request("evm_setAutomine", [False])
         try:
-            hashes = self.rpc.batch([("eth_sendTransaction", [self._tx_params(t.sender, t.to, t.data(), TX_GAS)]) for t in txs])
+            hashes = self.rpc.batch(requests)
             self.mine()
         finally:
             self.rpc.request("evm_setAutomine", [True])
         receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        if any(r is None for r in receipts):
+            receipts = [self._receipt_or_none(h) for h in hashes]
         failed = [t for t, r in zip(txs, receipts, strict=True) if r is None or int(r["status"], 16) != 1]
         if failed:
             first = failed[0]

@@ -53,6 +53,7 @@ def seed_accounts(market: AaveFixture, count: int, rng: random.Random, *, first_
     volatile = [s for s in symbols if market.assets[s].spec.volatile]
     stables = [s for s in symbols if not market.assets[s].spec.volatile]
     emode_coll = [s for s in ("wstETH", "WETH") if s in market.assets]
+    prices = {sym: market.price(sym) for sym in symbols}  # current oracle prices, USD x 1e8
     accounts, borrowers, emode_users = [], [], []
     txs: list[Tx] = []
     for i in range(first_index, first_index + count):
@@ -70,7 +71,7 @@ def seed_accounts(market: AaveFixture, count: int, rng: random.Random, *, first_
         for sym, w in zip(colls, weights, strict=True):
             spec = market.assets[sym].spec
             usd = size_usd * w / sum(weights)
-            txs += market.supply_txs(user, sym, _raw(usd, spec.price, spec.decimals))
+            txs += market.supply_txs(user, sym, _raw(usd, prices[sym], spec.decimals))
             power_usd += usd * (9300 if use_emode else spec.ltv) / 10_000
         if use_emode:
             txs.append(market.emode_tx(user, 1))
@@ -82,7 +83,7 @@ def seed_accounts(market: AaveFixture, count: int, rng: random.Random, *, first_
             receiver = seeded_address(seed, 10_000_000 + i)
             accounts.append(receiver)
             spec = market.assets[colls[0]].spec
-            amount = _raw(size_usd * weights[0] / sum(weights) / 3, spec.price, spec.decimals)
+            amount = _raw(size_usd * weights[0] / sum(weights) / 3, prices[colls[0]], spec.decimals)
             txs.append(market.transfer_atoken_tx(user, receiver, colls[0], amount))
             power_usd *= 0.6
         usage = rng.uniform(0.93, 0.99) if rng.random() < NEAR_THRESHOLD_SHARE else rng.uniform(0.2, 0.9)
@@ -94,7 +95,7 @@ def seed_accounts(market: AaveFixture, count: int, rng: random.Random, *, first_
             debts = rng.sample(pool, k=min(len(pool), rng.choice((1, 1, 2))))
         for sym in debts:
             spec = market.assets[sym].spec
-            txs.append(market.borrow_tx(user, sym, _raw(debt_usd / len(debts) * 0.999, spec.price, spec.decimals)))
+            txs.append(market.borrow_tx(user, sym, _raw(debt_usd / len(debts) * 0.999, prices[sym], spec.decimals)))
         borrowers.append(user)
     market.chain.fund(accounts)
     market.chain.send_many(txs)

@@ -1,0 +1,101 @@
+"""Shared fixtures: one anvil per test session, markets deployed once, state reverted between tests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from indexer.chain.rpc import RpcClient
+from indexer.config import AaveV3Config, ChainConfig, Settings
+from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
+from indexer.devnet.anvil import Anvil
+from indexer.devnet.chain import DevChain
+from indexer.devnet.seed import SeedResult, provide_liquidity, seed_accounts, seeded_address
+from indexer.store.db import make_engine
+
+SEEDED_ACCOUNTS = 220
+
+
+@dataclass
+class Market:
+    """A deployed, seeded fixture market on the session's anvil."""
+
+    fixture: AaveFixture
+    seeded: SeedResult
+
+    @property
+    def chain(self) -> DevChain:
+        return self.fixture.chain
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def rpc(anvil: Anvil) -> RpcClient:
+    return RpcClient(anvil.url)
+
+
+@pytest.fixture(scope="session")
+def devchain(rpc: RpcClient) -> DevChain:
+    return DevChain(rpc)
+
+
+def _seeded_market(devchain: DevChain, revision: int, seed: int) -> Market:
+    fixture = deploy_aave_market(devchain, revision=revision)
+    provide_liquidity(fixture, seeded_address(seed, -1))
+    seeded = seed_accounts(fixture, SEEDED_ACCOUNTS, random.Random(seed), seed=seed)
+    # Let interest accrue so that indexes are not round numbers.
+    devchain.increase_time(17 * 24 * 3600 + 1234)
+    devchain.mine()
+    return Market(fixture, seeded)
+
+
+@pytest.fixture(scope="session")
+def market_v35(devchain: DevChain) -> Market:
+    """Pool revision 9 (v3.5 arithmetic)."""
+    return _seeded_market(devchain, 9, seed=11)
+
+
+@pytest.fixture(scope="session")
+def market_v33(devchain: DevChain) -> Market:
+    """Pool revision 7 (v3.3: the legacy half-up arithmetic)."""
+    return _seeded_market(devchain, 7, seed=12)
+
+
+@pytest.fixture()
+def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market) -> Iterator[DevChain]:
+    """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
+
+    It depends on the markets so that they are deployed before the snapshot, never inside one.
+    """
+    snap = devchain.snapshot()
+    yield devchain
+    devchain.revert(snap)
+
+
+def settings_for(anvil: Anvil, fixture: AaveFixture, db_url: str, *, name: str = "aave-test", batch_size: int = 500) -> tuple[Settings, AaveV3Config]:
+    proto = AaveV3Config(name=name, kind="aave_v3", chain="local", pool_addresses_provider=fixture.provider, start_block=0)
+    settings = Settings(
+        database_url=db_url,
+        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0, multicall_batch_size=batch_size)},
+        protocols=[proto],
+    )
+    return settings, proto
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture()
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    return make_engine(db_url)
