@@ -48,8 +48,8 @@ def devchain(rpc: RpcClient) -> DevChain:
     return DevChain(rpc)
 
 
-def _seeded_market(devchain: DevChain, revision: int, seed: int) -> Market:
-    fixture = deploy_aave_market(devchain, revision=revision)
+def _seeded_market(devchain: DevChain, revision: int, seed: int, *, drop_first_reserve: bool = False) -> Market:
+    fixture = deploy_aave_market(devchain, revision=revision, drop_first_reserve=drop_first_reserve)
     provide_liquidity(fixture, seeded_address(seed, -1))
     seeded = seed_accounts(fixture, SEEDED_ACCOUNTS, random.Random(seed), seed=seed)
     # Let interest accrue so that indexes are not round numbers.
@@ -60,8 +60,10 @@ def _seeded_market(devchain: DevChain, revision: int, seed: int) -> Market:
 
 @pytest.fixture(scope="session")
 def market_v35(devchain: DevChain) -> Market:
-    """Pool revision 9 (v3.5 arithmetic)."""
-    return _seeded_market(devchain, 9, seed=11)
+    """Pool revision 9 (v3.5 arithmetic), with a dropped reserve at id 0 (list position != reserve id)."""
+    market = _seeded_market(devchain, 9, seed=11, drop_first_reserve=True)
+    assert all(a.reserve_id >= 1 for a in market.fixture.assets.values())
+    return market
 
 
 @pytest.fixture(scope="session")

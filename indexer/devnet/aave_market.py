@@ -140,12 +140,31 @@ class AaveFixture:
         return self.chain.try_call("Pool", self.pool, "liquidationCall", c, d, user, MAX_UINT, False, sender=liquidator, block=block)
 
 
+def _list_reserve(chain: DevChain, pool: str, token: str, spec: AssetSpec) -> tuple[str, str]:
+    """Deploy the aToken and debt token (after the pool: they read its revision) and list the reserve."""
+    d = chain.deployer
+    a_token = chain.deploy("AToken", pool, token, f"a{spec.symbol}", f"a{spec.symbol}", spec.decimals)
+    debt = chain.deploy("VariableDebtToken", pool, token, f"variableDebt{spec.symbol}", f"vd{spec.symbol}", spec.decimals)
+    config = make_configuration(
+        ltv=spec.ltv,
+        liquidation_threshold=spec.liquidation_threshold,
+        liquidation_bonus=spec.liquidation_bonus,
+        decimals=spec.decimals,
+        reserve_factor=spec.reserve_factor,
+    )
+    chain.send(Tx(d, pool, "Pool", "initReserve", (token, a_token, debt)))
+    chain.send(Tx(d, pool, "Pool", "setConfiguration", (token, (config,))))
+    chain.send(Tx(d, pool, "Pool", "setReserveInterestRateData", (token, spec.base_rate, spec.slope1, spec.slope2, spec.optimal_usage)))
+    return a_token, debt
+
+
 def deploy_aave_market(
     chain: DevChain,
     assets: tuple[AssetSpec, ...] = DEMO_ASSETS,
     emodes: tuple[EModeSpec, ...] = DEMO_EMODES,
     *,
     revision: int = 9,
+    drop_first_reserve: bool = False,
 ) -> AaveFixture:
     """Multicall3 at its canonical address, then provider, pool, oracle, feeds, tokens and reserves."""
     chain.set_code(MULTICALL3_ADDRESS, artifact("Multicall3")["deployedBytecode"])
@@ -160,20 +179,18 @@ def deploy_aave_market(
     oracle = chain.deploy("AaveOracle", provider, tokens, feeds, ZERO, ZERO, BASE_CURRENCY_UNIT)
     chain.send(Tx(d, provider, "PoolAddressesProvider", "setAddress", (_id("PRICE_ORACLE"), oracle)))
     fixture = AaveFixture(chain, provider, pool, oracle, revision)
-    for rid, (spec, token, feed) in enumerate(zip(assets, tokens, feeds, strict=True)):
-        a_token = chain.deploy("AToken", pool, token, f"a{spec.symbol}", f"a{spec.symbol}", spec.decimals)
-        debt = chain.deploy("VariableDebtToken", pool, token, f"variableDebt{spec.symbol}", f"vd{spec.symbol}", spec.decimals)
-        config = make_configuration(
-            ltv=spec.ltv,
-            liquidation_threshold=spec.liquidation_threshold,
-            liquidation_bonus=spec.liquidation_bonus,
-            decimals=spec.decimals,
-            reserve_factor=spec.reserve_factor,
-        )
-        chain.send(Tx(d, pool, "Pool", "initReserve", (token, a_token, debt)))
-        chain.send(Tx(d, pool, "Pool", "setConfiguration", (token, (config,))))
-        chain.send(Tx(d, pool, "Pool", "setReserveInterestRateData", (token, spec.base_rate, spec.slope1, spec.slope2, spec.optimal_usage)))
+    dropped = None
+    if drop_first_reserve:
+        # A reserve listed first and removed at the end: the live reserves keep ids 1.., while
+        # getReservesList() shrinks, as on markets that have dropped a reserve.
+        dropped = chain.deploy("TestERC20", "OLD", "OLD", 18)
+        _list_reserve(chain, pool, dropped, AssetSpec("OLD", 18, 10**8, 5000, 6000, 11000))
+    for spec, token, feed in zip(assets, tokens, feeds, strict=True):
+        a_token, debt = _list_reserve(chain, pool, token, spec)
+        rid = int(chain.call("Pool", pool, "getReserveData", token)[0][7])
         fixture.assets[spec.symbol] = DeployedAsset(spec, rid, token, feed, a_token, debt)
+    if dropped is not None:
+        chain.send(Tx(d, pool, "Pool", "dropReserve", (dropped,)))
     for em in emodes:
         coll = sum(1 << fixture.assets[s].reserve_id for s in em.collateral)
         borrow = sum(1 << fixture.assets[s].reserve_id for s in em.borrowable)

@@ -108,13 +108,15 @@ class AaveV3Adapter(ProtocolAdapter):
             ],
             n,
         )
-        revision, assets = rev_r.one(), [to_checksum_address(a) for a in list_r.one()]
+        revision = rev_r.one()
+        # getReservesList drops removed reserves and shortens the array, so a position in it is not
+        # the reserve id of the user bitmaps: the id comes from getReserveData(asset).id.
+        live = [to_checksum_address(a) for a in list_r.one() if int(a, 16) != 0]
         base_unit = unit_r.one()
         base_currency = base_r.value[0] if base_r.ok else ZERO_ADDRESS
-        live = [(rid, a) for rid, a in enumerate(assets) if a != ZERO_ADDRESS]
         per = 7
         calls: list[Call] = []
-        for _, asset in live:
+        for asset in live:
             calls += [
                 Call(pool, self.pool_abi.fn("getReserveData"), (asset,)),
                 Call(pool, self.pool_abi.fn("getReserveNormalizedIncome"), (asset,)),
@@ -127,9 +129,10 @@ class AaveV3Adapter(ProtocolAdapter):
         if sentinel != ZERO_ADDRESS:
             calls.append(Call(sentinel, self.sentinel_abi.fn("isLiquidationAllowed")))
         results = self.multicall.run(calls, n)
-        reserves: list[AaveReserve | None] = [None] * len(assets)
+        ids = [results[k * per].one()[7] for k in range(len(live))]
+        reserves: list[AaveReserve | None] = [None] * (max(ids) + 1 if ids else 0)
         tokens: dict[int, AaveReserveTokens] = {}
-        for k, (rid, asset) in enumerate(live):
+        for k, (rid, asset) in enumerate(zip(ids, live, strict=True)):
             data_r, inc_r, debt_r, grace_r, price_r, src_r, sym_r = results[k * per : (k + 1) * per]
             data = data_r.one()
             configuration = data[0][0]
