@@ -25,8 +25,8 @@ from indexer.errors import ConfigError, IndexerError
 from indexer.store.db import PositionRow, account_positions, at_risk, make_engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
-err_console = Console(stderr=True)
-console = Console()
+# Wide enough for addresses and the table's columns when stdout is a pipe or a file.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +45,13 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _error_line(exc: Exception) -> None:
+    """Exactly one line on stderr, never wrapped."""
+    text = " ".join(str(exc).split())
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
 def _errors(fn: F) -> F:
     """Turn the project's errors into one line on stderr and the documented exit code."""
 
@@ -53,10 +60,10 @@ def _errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err_console.print(f"error: {exc}", markup=False, highlight=False)
+            _error_line(exc)
             raise typer.Exit(2) from None
         except IndexerError as exc:
-            err_console.print(f"error: {exc}", markup=False, highlight=False)
+            _error_line(exc)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -21,6 +21,9 @@ from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
 
 log = logging.getLogger(__name__)
 
+# Seconds the start-up check waits for a node before calling its URL wrong.
+STARTUP_PROBE_TIMEOUT_SECONDS = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -34,8 +37,11 @@ class RunResult:
 def connect(chain_name: str, chain: ChainConfig) -> tuple[RpcClient, int]:
     """An RPC client for the chain, checked to answer and to serve the configured chain id."""
     rpc = RpcClient(chain.rpc_url)
+    # One quick probe at start: a wrong URL is a configuration error, reported at once; the client
+    # returned keeps its retries for the faults of a long run.
+    probe = RpcClient(chain.rpc_url, max_attempts=1, timeout=STARTUP_PROBE_TIMEOUT_SECONDS)
     try:
-        chain_id = rpc.chain_id()
+        chain_id = probe.chain_id()
     except RpcUnreachable:
         raise ConfigError(
             f"chains.{chain_name}.rpc_url: node at {rpc.endpoint} did not answer; check the URL and that the node runs",
@@ -80,7 +86,7 @@ def run_snapshot(
     chain_cfg = settings.chains[proto.chain]
     if rpc is None:
         rpc, chain_id = connect(proto.chain, chain_cfg)
-        requests_before = rpc.request_count - 1
+        requests_before = rpc.request_count
     else:
         requests_before = rpc.request_count
         chain_id = rpc.chain_id()

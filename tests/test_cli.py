@@ -1,0 +1,149 @@
+"""The ``indexer`` command as a user runs it: subprocesses, real files, real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, func, select
+
+from indexer.devnet.anvil import free_port
+from indexer.store.db import make_engine
+from indexer.store.models import SnapshotRun
+from tests.conftest import Market
+
+SECRET = "s3cr3t-api-key"
+
+
+def indexer(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "indexer.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, rpc_url: str, provider: str, *, extra: str = "", db: str = "sqlite:///indexer.db") -> Path:
+    path.write_text(
+        f"""database_url = "{db}"
+[chains.local]
+rpc_url = "{rpc_url}"
+chain_id = 31337
+confirmations = 0
+{extra}
+[[protocols]]
+name = "aave-local"
+kind = "aave_v3"
+chain = "local"
+pool_addresses_provider = "{provider}"
+interval_seconds = 1
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown_key", "unknown key 'chains.local.rpc_ur'"),
+        ("bad_address", "protocols.0.pool_addresses_provider: '0x1234' is not a 20-byte"),
+        ("unreachable", "chains.local.rpc_url: node at http://127.0.0.1:"),
+        ("bad_kind", "unknown protocol kind 'aave_v9'"),
+        ("missing_file", "config file"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(case: str, expected: str, tmp_path: Path) -> None:
+    provider = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"
+    url = f"http://127.0.0.1:{free_port()}/v2/{SECRET}"  # nothing listens there
+    cfg = write_config(tmp_path / "c.toml", url, provider)
+    text = cfg.read_text()
+    if case == "unknown_key":
+        cfg.write_text(text.replace("rpc_url =", "rpc_ur = 1\nrpc_url ="))
+    elif case == "bad_address":
+        cfg.write_text(text.replace(provider, "0x1234"))
+    elif case == "bad_kind":
+        cfg.write_text(text.replace('"aave_v3"', '"aave_v9"'))
+    elif case == "missing_file":
+        cfg = tmp_path / "nope.toml"
+    proc = indexer("snapshot", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
+    assert not (tmp_path / "indexer.db").exists(), "nothing is written"
+
+
+def test_bad_cli_arguments_exit_2(tmp_path: Path) -> None:
+    proc = indexer("account", "0xnot-an-address", cwd=tmp_path)
+    assert proc.returncode == 2 and "ADDRESS:" in proc.stderr
+    proc = indexer("at-risk", "--below", "abc", cwd=tmp_path)
+    assert proc.returncode == 2 and "--below" in proc.stderr
+    proc = indexer("at-risk", "--json", cwd=tmp_path)  # no database yet
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    assert not (tmp_path / "indexer.db").exists()
+
+
+def test_snapshot_then_queries(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config(tmp_path / "c.toml", anvil.url, market_v35.fixture.provider)
+    proc = indexer("snapshot", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "aave-local: block" in proc.stdout and "positions" in proc.stdout
+    fx = market_v35.fixture
+    fx.set_price("WETH", fx.price("WETH") * 7 // 10)
+    fx.set_price("wstETH", fx.price("wstETH") * 7 // 10)
+    assert indexer("snapshot", "--config", str(cfg), cwd=tmp_path).returncode == 0
+
+    rows = json.loads(indexer("at-risk", "--json", "--below", "1.05", "--config", str(cfg), cwd=tmp_path).stdout)
+    assert rows and any(r["liquidatable"] for r in rows)
+    for r in rows:
+        assert {"address", "protocol", "health_factor", "health_factor_float", "liquidatable", "collateral_usd", "debt_usd", "nlv_usd", "block_number"} <= set(r)
+        assert int(r["health_factor"]) < 105 * 10**16
+        assert r["liquidatable"] == (int(r["health_factor"]) < 10**18)
+    hfs = [int(r["health_factor"]) for r in rows]
+    assert hfs == sorted(hfs)
+
+    address = rows[0]["address"]
+    latest = json.loads(indexer("account", address.lower(), "--json", "--config", str(cfg), cwd=tmp_path).stdout)
+    history = json.loads(indexer("account", address, "--json", "--history", "--config", str(cfg), cwd=tmp_path).stdout)
+    assert len(latest) == 1 and latest[0]["health_factor"] == rows[0]["health_factor"]
+    assert len(history) == 2 and history[-1] == latest[0] and int(history[0]["health_factor"]) > int(history[1]["health_factor"])
+    table = indexer("at-risk", "--config", str(cfg), cwd=tmp_path)
+    assert table.returncode == 0 and "health factor" in table.stdout
+
+
+def test_run_schedules_snapshots_until_stopped(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "run.db"
+    cfg = write_config(tmp_path / "c.toml", anvil.url, market_v35.fixture.provider, db=f"sqlite:///{db}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
+    proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "run", "--config", str(cfg)], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        runs = 0
+        while time.monotonic() < deadline and runs < 2:
+            time.sleep(0.5)
+            if db.exists():
+                with Session(make_engine(f"sqlite:///{db}")) as s:
+                    runs = int(s.exec(select(func.count()).select_from(SnapshotRun)).one())
+            if runs < 2:
+                clean_chain.mine()  # a new block, so the next run stores a new snapshot
+        assert runs >= 2, "the scheduler ran the job repeatedly"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "snapshot protocol=aave-local" in err and "block=" in err and "rpc_requests=" in err
+
+
+def test_demo_leaves_a_database_at_risk_reads(tmp_path: Path) -> None:
+    proc = indexer("demo", "--accounts", "120", "--rounds", "4", "--seed", "7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "round 4/4" in proc.stdout and "riskiest accounts" in proc.stdout
+    assert (tmp_path / "indexer.db").exists()
+    out = indexer("at-risk", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert any(r["liquidatable"] for r in rows), "the falling market liquidates some demo accounts"
