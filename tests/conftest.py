@@ -72,8 +72,14 @@ def market_v33(devchain: DevChain) -> Market:
     return _seeded_market(devchain, 7, seed=12)
 
 
+@pytest.fixture(scope="session")
+def market_v36(devchain: DevChain) -> Market:
+    """Pool revision 10 (v3.6: LT-0 collateral counts in the total collateral)."""
+    return _seeded_market(devchain, 10, seed=13)
+
+
 @pytest.fixture()
-def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market) -> Iterator[DevChain]:
+def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market) -> Iterator[DevChain]:
     """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
 
     It depends on the markets so that they are deployed before the snapshot, never inside one.

@@ -7,6 +7,8 @@ import pytest
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call, Multicaller
 from indexer.constants import UINT256_MAX, WAD
+from indexer.devnet.chain import Tx
+from indexer.risk.aave_v3 import make_configuration
 from indexer.pipeline import run_snapshot
 from tests.conftest import Market, settings_for
 
@@ -34,7 +36,7 @@ def assert_matches_pool(market: Market, anvil, rpc, engine, db_url: str) -> list
     return list(positions.values())
 
 
-@pytest.mark.parametrize("market_name", ["market_v35", "market_v33"])
+@pytest.mark.parametrize("market_name", ["market_v35", "market_v33", "market_v36"])
 def test_health_factor_equals_pool_to_the_wei(market_name: str, request, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
     market: Market = request.getfixturevalue(market_name)
     positions = assert_matches_pool(market, anvil, rpc, engine, db_url)
@@ -55,3 +57,19 @@ def test_matches_after_price_moves_and_interest(market_v35: Market, anvil, rpc, 
     assert below_one, "the moves push some positions below 1"
     assert all(p.liquidatable for p in below_one), [p.details["verdict"] for p in below_one if not p.liquidatable]
     assert any(WAD <= p.health_factor < 2 * WAD for p in positions)
+
+
+@pytest.mark.parametrize("market_name", ["market_v35", "market_v36", "market_v33"])
+def test_matches_with_a_zero_lt_collateral(market_name: str, request, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """A reserve whose LT is set to 0 (offboarding): excluded through v3.5, counted with 0 weight from v3.6."""
+    market: Market = request.getfixturevalue(market_name)
+    fx = market.fixture
+    link = fx.asset("LINK")
+    config = make_configuration(ltv=0, liquidation_threshold=0, liquidation_bonus=link.spec.liquidation_bonus, decimals=18)
+    fx.do(Tx(clean_chain.deployer, fx.pool, "Pool", "setConfiguration", (link.token, (config,))))
+    positions = assert_matches_pool(market, anvil, rpc, engine, db_url)
+    holders = [p for p in positions if any(leg.asset == link.token and leg.side == "collateral" for leg in p.legs)]
+    assert holders, "some accounts hold LINK collateral"
+    for p in holders:
+        leg = next(leg for leg in p.legs if leg.asset == link.token and leg.side == "collateral")
+        assert leg.liquidation_threshold_bps == 0
