@@ -576,3 +576,14 @@ def test_price_drop_none_when_the_debt_falls_with_the_collateral() -> None:
     u = user({0: 10 * 10**18}, {0: 10**18}, config=0b11)
     assert account_data(m, u).health_factor >= WAD
     assert price_drop_to_liquidation(m, u) is None
+
+
+def test_wad_div_rounds_half_up_in_both_families() -> None:
+    # decimals 0, price 1: collateral 2 at LT 100 %, debt 3.
+    # v3.3: wadDiv(percentMul(2, 10000), 3) = floor((2e18 + 1) / 3) = 666…667 (half-up, not floor).
+    # v3.5: floor(wadDiv(2·10000, 3) / 1e4) = floor(6666…6667 / 1e4) = 666…666.
+    coll = reserve(0, lt=10_000, price=1, decimals=0)
+    debt = reserve(1, lt=8000, price=1, decimals=0)
+    u = user({0: 2}, {1: 3})
+    assert account_data(market(7, coll, debt), u).health_factor == 666_666_666_666_666_667
+    assert account_data(market(9, coll, debt), u).health_factor == 666_666_666_666_666_666

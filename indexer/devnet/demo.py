@@ -80,4 +80,4 @@ def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, consol
 
     rows = at_risk(engine, 11 * WAD // 10, protocol=DEMO_PROTOCOL)
     console.print(positions_table(rows[:20], f"riskiest accounts (health factor < 1.1): {len(rows)}, showing {min(20, len(rows))}"))
-    console.print(f"stored in {database_url}; try: indexer at-risk --json | indexer account <ADDRESS>")
+    console.print(f"stored in {database_url}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS> --history")

@@ -152,7 +152,8 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 )
             session.commit()
             return run.id, True
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, TypeError, ValueError) as exc:
+        # TypeError/ValueError: a value of the wrong type (a non-int amount, details that are not JSON).
         raise StoreError(f"writing the snapshot failed and was rolled back: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
@@ -242,8 +243,9 @@ def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limi
             select(PositionSnapshot, SnapshotRun)
             .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
             .where(PositionSnapshot.run_id.in_(run_ids))  # type: ignore[union-attr]
-            .where(PositionSnapshot.health_factor_float <= margin)
         )
+        if below_wad <= UINT256_MAX:  # above it even "no debt" (stored as +inf) qualifies
+            query = query.where(PositionSnapshot.health_factor_float <= margin)
         rows = [_row(p, r) for p, r in session.exec(query).all() if p.health_factor < below_wad]
     rows.sort(key=lambda r: (r.health_factor, r.address))
     return rows[:limit] if limit else rows
