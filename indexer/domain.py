@@ -79,3 +79,4 @@ class Snapshot:
     accounts_read: int  # accounts whose positions were read (including empty ones)
     rpc_requests: int  # JSON-RPC requests the run made
     duration_seconds: float  # wall time of the run
+    checkpoint_reset: bool = False  # the stored checkpoint was off-chain; this run rescanned from the start

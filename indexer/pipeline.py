@@ -15,7 +15,7 @@ from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
 from indexer.config import ChainConfig, ProtocolConfig, Settings
 from indexer.domain import BlockRef, Snapshot
-from indexer.errors import ChainMismatch, ConfigError, RpcUnreachable
+from indexer.errors import ChainMismatch, ConfigError, RpcResponseError, RpcUnreachable
 from indexer.protocols.registry import make_adapter
 from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
 
@@ -52,24 +52,31 @@ def connect(chain_name: str, chain: ChainConfig) -> tuple[RpcClient, int]:
     return rpc, chain_id
 
 
-def _discovery_start(engine: Engine, rpc: RpcClient, chain: str, proto: ProtocolConfig, block: BlockRef) -> int:
-    """First block to scan: after the checkpoint, unless the checkpoint's block is no longer on the chain."""
+def _discovery_start(engine: Engine, rpc: RpcClient, chain: str, proto: ProtocolConfig, block: BlockRef) -> tuple[int, bool]:
+    """(first block to scan, whether this is a rescan that supersedes the stored checkpoint).
+
+    After the checkpoint, unless the checkpoint's block is gone or has another hash (a reorg, or a
+    different chain behind the same name, as when a dev chain restarts): then from ``start_block``.
+    """
     cp = get_checkpoint(engine, chain, proto.name)
     if cp is None:
-        return proto.start_block
-    if cp.block_number > block.number:
-        return block.number + 1  # already scanned past the pinned block
+        return proto.start_block, False
     if cp.block_hash:
-        on_chain = rpc.get_block(cp.block_number)["hash"]
+        try:
+            on_chain: str | None = rpc.get_block(cp.block_number)["hash"]
+        except RpcResponseError:
+            on_chain = None  # the node has no such block
         if on_chain != cp.block_hash:
             log.warning(
-                "checkpoint block %d of %s has changed hash (reorg or a new chain); rescanning from %d",
+                "checkpoint block %d of %s is not on this chain any more (reorg or another chain); rescanning from %d",
                 cp.block_number,
                 proto.name,
                 proto.start_block,
             )
-            return proto.start_block
-    return cp.block_number + 1
+            return proto.start_block, True
+    if cp.block_number >= block.number:
+        return block.number + 1, False  # already scanned past the pinned block
+    return cp.block_number + 1, False
 
 
 def run_snapshot(
@@ -94,7 +101,7 @@ def run_snapshot(
     multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)
-    start = _discovery_start(engine, rpc, proto.chain, proto, block)
+    start, rescan = _discovery_start(engine, rpc, proto.chain, proto, block)
     new_accounts: set[str] = set()
     if start <= block.number:
         filt = adapter.log_filter(market)
@@ -111,6 +118,7 @@ def run_snapshot(
         prices=tuple(adapter.prices(market)),
         new_accounts=tuple(sorted(new_accounts)),
         checkpoint_block=max(block.number, start - 1),
+        checkpoint_reset=rescan,
         accounts_read=len(accounts),
         rpc_requests=rpc.request_count - requests_before,
         duration_seconds=time.monotonic() - started,

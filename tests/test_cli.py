@@ -147,3 +147,39 @@ def test_demo_leaves_a_database_at_risk_reads(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert any(r["liquidatable"] for r in rows), "the falling market liquidates some demo accounts"
+
+
+def test_rpc_secret_never_reaches_logs_or_the_database(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """An API key in the URL (query and user info) is redacted in every log line and never stored."""
+    url = anvil.url.replace("http://", f"http://user:{SECRET}@") + f"/?apikey={SECRET}"
+    db = tmp_path / "secret.db"
+    cfg = write_config(tmp_path / "c.toml", url, market_v35.fixture.provider, db=f"sqlite:///{db}")
+    proc = indexer("snapshot", "--config", str(cfg), cwd=tmp_path, env={"INDEXER_LOG_LEVEL": "DEBUG"})
+    assert proc.returncode == 0, proc.stderr
+    assert "snapshot protocol=aave-local" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+    for path in tmp_path.glob("secret.db*"):
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_redact_url_keeps_only_scheme_host_port() -> None:
+    from indexer.chain.rpc import redact_url
+
+    assert redact_url("https://eth-mainnet.example/v2/KEY") == "https://eth-mainnet.example/***"
+    assert redact_url("https://u:KEY@host.example:8443/?apikey=KEY") == "https://host.example:8443/***"
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert "KEY" not in redact_url("wss://host/KEY#frag")
+
+
+def test_scheduler_jobs_never_overlap_and_coalesce(tmp_path: Path) -> None:
+    from indexer.config import load_settings
+    from indexer.scheduler import build_scheduler
+    from indexer.store.db import make_engine
+
+    cfg = write_config(tmp_path / "c.toml", "http://127.0.0.1:1", "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e")
+    settings = load_settings(cfg)
+    scheduler = build_scheduler(settings, make_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    jobs = scheduler.get_jobs()
+    assert [j.id for j in jobs] == ["snapshot:aave-local"]
+    assert jobs[0].max_instances == 1 and jobs[0].coalesce is True
+    assert jobs[0].trigger.interval.total_seconds() == 1

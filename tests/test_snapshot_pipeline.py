@@ -105,3 +105,25 @@ def test_discovery_from_checkpoint_finds_new_accounts_and_atoken_receivers(marke
     assert {sender, receiver} <= set(known_accounts(engine, proto.name))
     cp2 = get_checkpoint(engine, "local", proto.name)
     assert cp2 is not None and cp2.block_number == second.snapshot.block.number
+
+
+def test_checkpoint_off_chain_triggers_a_rescan(market_v35: Market, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint whose block changed hash (reorg, or a restarted dev chain) is not trusted."""
+    fx = market_v35.fixture
+    settings, proto = settings_for(anvil, fx, db_url)
+    before_fork = clean_chain.snapshot()
+    clean_chain.mine(5)
+    first = run_snapshot(settings, proto, engine, rpc=rpc)
+    old_cp = get_checkpoint(engine, "local", proto.name)
+    assert old_cp is not None and old_cp.block_number == first.snapshot.block.number
+
+    clean_chain.revert(before_fork)  # the other branch: block numbers reused with other hashes
+    late = seeded_address(88, 1)
+    clean_chain.fund([late])
+    fx.do(fx.supply_txs(late, "DAI", 10**21))
+    second = run_snapshot(settings, proto, engine, rpc=rpc)
+    assert second.snapshot.block.number < old_cp.block_number
+    assert late in second.snapshot.new_accounts
+    assert len(second.snapshot.new_accounts) > 200, "the whole history was rescanned"
+    cp = get_checkpoint(engine, "local", proto.name)
+    assert cp is not None and cp.block_number == second.snapshot.block.number and cp.block_hash == second.snapshot.block.hash

@@ -141,7 +141,7 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 for a in sorted(set(snap.new_accounts) - known)
             )
             checkpoint = session.get(Checkpoint, (snap.chain, snap.protocol))
-            if checkpoint is None or snap.checkpoint_block >= checkpoint.block_number:
+            if checkpoint is None or snap.checkpoint_reset or snap.checkpoint_block >= checkpoint.block_number:
                 session.merge(
                     Checkpoint(
                         chain=snap.chain,
