@@ -8,6 +8,7 @@ from indexer.constants import PERCENTAGE_FACTOR, WAD
 from indexer.devnet.chain import Tx
 from indexer.devnet.seed import seeded_address
 from indexer.pipeline import run_snapshot
+from indexer.risk.aave_v3 import make_configuration
 from indexer.risk.fixed_point import percent_mul, wad_div
 from indexer.store.db import at_risk
 from tests.conftest import Market, settings_for
@@ -70,3 +71,75 @@ def test_verdict_agrees_with_liquidation_call_at_the_threshold(market_name: str,
         assert ok == (target < WAD)
         stored = [r for r in at_risk(engine, 2 * WAD) if r.address == user]
         assert len(stored) == 1 and stored[0].health_factor == target and stored[0].liquidatable == ok
+
+
+def _account_at(fx, chain, anvil, hf_target: int):  # type: ignore[no-untyped-def]
+    """A fresh account with 1 WETH collateral and ~$8.3e9 USDC debt, priced to sit at ``hf_target``."""
+    for sym in ("WETH", "USDC"):
+        fx.set_rates(sym, 0, 0, 0, 8 * 10**26)
+    user, liquidator = seeded_address(901, hf_target % 1000), seeded_address(901, 10**6 + hf_target % 1000)
+    chain.fund([user, liquidator])
+    fx.set_price("WETH", 2 * 10**18)
+    fx.do(fx.supply_txs(user, "WETH", 10**18))
+    fx.do(fx.borrow_tx(user, "USDC", 8_300_000_000 * 10**6))
+    usdc = fx.asset("USDC").token
+    fx.do([Tx(liquidator, usdc, "TestERC20", "mint", (liquidator, 10**30)), Tx(liquidator, usdc, "TestERC20", "approve", (fx.pool, MAX))])
+    balance = int(chain.call("AToken", fx.asset("WETH").a_token, "balanceOf", user)[0])
+    price = price_for_hf(fx.revision, hf_target, balance, fx.asset("WETH").spec.liquidation_threshold, fx.account_data(user)[1])
+    fx.set_price("WETH", price)
+    assert fx.account_data(user)[5] == hf_target
+    return user, liquidator
+
+
+def _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc):  # type: ignore[no-untyped-def]
+    result = run_snapshot(settings, proto, engine, rpc=rpc)
+    pos = next(p for p in result.snapshot.positions if p.account == user)
+    ok, reason = fx.can_liquidate(liquidator, "WETH", "USDC", user, result.snapshot.block.number)
+    return pos.liquidatable, ok, reason, pos
+
+
+def test_grace_period_and_pause_block_liquidation_as_the_pool_does(market_v35: Market, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    fx = market_v35.fixture
+    user, liquidator = _account_at(fx, clean_chain, anvil, 9 * WAD // 10)
+    settings, proto = settings_for(anvil, fx, db_url)
+    assert _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)[:2] == (True, True)
+
+    now = rpc.get_block("latest")["timestamp"]
+    fx.do(Tx(clean_chain.deployer, fx.pool, "Pool", "setLiquidationGracePeriod", (fx.asset("USDC").token, int(now, 16) + 3600)))
+    verdict, ok, reason, pos = _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)
+    assert (verdict, ok) == (False, False), reason
+    assert pos.health_factor < WAD and "no liquidatable debt reserve" in pos.details["verdict"]
+
+    clean_chain.increase_time(3601)
+    clean_chain.mine()
+    assert _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)[:2] == (True, True)
+
+    weth = fx.asset("WETH")
+    paused = make_configuration(ltv=weth.spec.ltv, liquidation_threshold=weth.spec.liquidation_threshold, liquidation_bonus=weth.spec.liquidation_bonus, decimals=18, paused=True)
+    fx.do(Tx(clean_chain.deployer, fx.pool, "Pool", "setConfiguration", (weth.token, (paused,))))
+    verdict, ok, reason, _ = _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)
+    assert (verdict, ok) == (False, False), reason
+
+
+@pytest.mark.parametrize("hf", [97 * WAD // 100, 94 * WAD // 100])
+def test_l2_sentinel_rule_agrees_with_liquidation_call(hf: int, market_v35: Market, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """Sequencer down or in its grace period: only HF < 0.95 is liquidatable; once up past grace, HF < 1."""
+    fx = market_v35.fixture
+    chain = clean_chain
+    user, liquidator = _account_at(fx, chain, anvil, hf)
+    feed = chain.deploy("MockAggregatorV3", 0, "L2 sequencer uptime", 1)  # 1 = down
+    sentinel = chain.deploy("PriceOracleSentinel", fx.provider, feed, 3600)
+    fx.do(Tx(chain.deployer, fx.provider, "PoolAddressesProvider", "setAddress", (b"PRICE_ORACLE_SENTINEL".ljust(32, b"\0"), sentinel)))
+    settings, proto = settings_for(anvil, fx, db_url)
+
+    verdict, ok, reason, _ = _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)
+    assert verdict == ok == (hf < 95 * WAD // 100), reason  # sequencer down
+
+    fx.do(Tx(chain.deployer, feed, "MockAggregatorV3", "updateAnswer", (0,)))  # up again, grace period starts
+    verdict, ok, reason, _ = _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)
+    assert verdict == ok == (hf < 95 * WAD // 100), reason
+
+    chain.increase_time(3601)
+    chain.mine()
+    verdict, ok, reason, _ = _verdict_and_call(fx, user, liquidator, settings, proto, engine, rpc)
+    assert verdict == ok is True, reason

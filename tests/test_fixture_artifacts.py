@@ -110,6 +110,7 @@ PAIRS = [
     ("AaveV3AToken", "AToken"),
     ("AaveV3VariableDebtToken", "VariableDebtToken"),
     ("ChainlinkAggregatorV3", "MockAggregatorV3"),
+    ("PriceOracleSentinel", "PriceOracleSentinel"),
     ("Multicall3", "Multicall3"),
     ("ERC20", "TestERC20"),
 ]
