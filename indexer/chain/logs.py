@@ -12,6 +12,9 @@ from indexer.errors import RpcRangeTooLarge
 
 log = logging.getLogger(__name__)
 
+# A long first scan (an old market from its deployment block) reports its progress this often.
+PROGRESS_LOG_EVERY_REQUESTS = 50
+
 
 def scan_logs(
     rpc: RpcClient,
@@ -31,6 +34,7 @@ def scan_logs(
     called after each range.
     """
     logs: list[dict[str, Any]] = []
+    requests = 0
     start = from_block
     size = max(MIN_LOG_CHUNK_BLOCKS, chunk)
     while start <= to_block:
@@ -45,6 +49,10 @@ def scan_logs(
             continue
         if on_progress is not None:
             on_progress(end, to_block)
+        requests += 1
+        if requests % PROGRESS_LOG_EVERY_REQUESTS == 0:
+            done = (end - from_block + 1) / (to_block - from_block + 1)
+            log.info("eth_getLogs progress block=%d to_block=%d done=%.1f%% logs=%d", end, to_block, 100 * done, len(logs))
         start = end + 1
         size = min(max_chunk, size * 2)
     logs.sort(key=lambda entry: (int(entry["blockNumber"], 16), int(entry["logIndex"], 16)))
