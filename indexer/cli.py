@@ -17,12 +17,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from indexer.config import Settings, load_settings, parse_address
-from indexer.constants import DEFAULT_AT_RISK_HF, UINT256_MAX, USD_SCALE, WAD
+from indexer.constants import DEFAULT_AT_RISK_HF, WAD
+from indexer.display import positions_table
 from indexer.errors import ConfigError, IndexerError
-from indexer.store.db import PositionRow, account_positions, at_risk, make_engine
+from indexer.store.db import account_positions, at_risk, make_engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
 # Wide enough for addresses and the table's columns when stdout is a pipe or a file.
@@ -85,44 +85,6 @@ def _parse_hf(text: str) -> int:
     return int(value * WAD)
 
 
-def _fmt_hf(hf: int) -> str:
-    return "inf" if hf == UINT256_MAX else f"{hf / WAD:.4f}"
-
-
-def _fmt_usd(value: int) -> str:
-    return f"{value / USD_SCALE:,.2f}"
-
-
-def positions_table(rows: list[PositionRow], title: str) -> Table:
-    table = Table(title=title)
-    for col, justify in (
-        ("account", "left"),
-        ("protocol", "left"),
-        ("health factor", "right"),
-        ("collateral $", "right"),
-        ("debt $", "right"),
-        ("NLV $", "right"),
-        ("drop to liq.", "right"),
-        ("liquidatable", "center"),
-        ("block", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        drop = "-" if r.price_drop_to_liquidation is None else f"{r.price_drop_to_liquidation:.2%}"
-        table.add_row(
-            r.address,
-            r.protocol,
-            _fmt_hf(r.health_factor),
-            _fmt_usd(r.collateral_usd),
-            _fmt_usd(r.debt_usd),
-            _fmt_usd(r.nlv_usd),
-            drop,
-            "[bold red]yes[/]" if r.liquidatable else "no",
-            str(r.block_number),
-        )
-    return table
-
-
 @app.command()
 @_errors
 def snapshot(
@@ -161,9 +123,8 @@ def run(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     settings = _settings(config, database_url)
     if not settings.protocols:
         raise ConfigError("no [[protocols]] in the config: nothing to run")
-    for name in {p.chain for p in settings.protocols}:
-        connect(name, settings.chains[name])
-    run_forever(settings, make_engine(settings.database_url))
+    clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in settings.protocols}}
+    run_forever(settings, make_engine(settings.database_url), clients)
 
 
 @app.command("at-risk")

@@ -95,8 +95,6 @@ class Settings(BaseSettings):
             names.add(proto.name)
         return self
 
-    _toml_data: Any = None
-
     @classmethod
     def settings_customise_sources(
         cls,

@@ -9,11 +9,12 @@ PERCENTAGE_FACTOR = 10**4  # 100 % in Aave basis points
 UINT256_MAX = 2**256 - 1  # Aave's health factor for an account without debt
 USD_SCALE = 10**18  # stored USD values are integers scaled by 1e18 (exact from Aave's 1e8 base)
 
-# --- Aave V3 liquidation constants (LiquidationLogic, v3.3+) --------------------------------------
-AAVE_CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16  # 0.95e18: below it 100 % of the debt may be repaid
-AAVE_MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2000 * 10**8  # $2,000 in base units (1e8)
-AAVE_MIN_LEFTOVER_BASE = 1000 * 10**8  # $1,000 in base units
-AAVE_DEFAULT_CLOSE_FACTOR_BPS = 5000  # 50 %
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+# --- Aave V3 liquidation constants ----------------------------------------------------------------
+# ValidationLogic.MINIMUM_HEALTH_FACTOR_LIQUIDATION_THRESHOLD: below 0.95e18 the L2 price-oracle
+# sentinel cannot block a liquidation.
+AAVE_MIN_HF_LIQUIDATION_THRESHOLD = 95 * 10**16
 
 # --- RPC and batching ---------------------------------------------------------------------------
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"

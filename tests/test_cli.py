@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -172,14 +173,18 @@ def test_redact_url_keeps_only_scheme_host_port() -> None:
 
 
 def test_scheduler_jobs_never_overlap_and_coalesce(tmp_path: Path) -> None:
+    from indexer.chain.rpc import RpcClient
     from indexer.config import load_settings
     from indexer.scheduler import build_scheduler
     from indexer.store.db import make_engine
 
     cfg = write_config(tmp_path / "c.toml", "http://127.0.0.1:1", "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e")
     settings = load_settings(cfg)
-    scheduler = build_scheduler(settings, make_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    clients = {"local": RpcClient(settings.chains["local"].rpc_url)}
+    scheduler = build_scheduler(settings, make_engine(f"sqlite:///{tmp_path / 's.db'}"), clients)
     jobs = scheduler.get_jobs()
     assert [j.id for j in jobs] == ["snapshot:aave-local"]
     assert jobs[0].max_instances == 1 and jobs[0].coalesce is True
-    assert jobs[0].trigger.interval.total_seconds() == 1
+    assert jobs[0].args[3] is clients["local"], "jobs reuse the client connected at start"
+    # The job's period is the protocol's configured interval_seconds (configuration, not a timing).
+    assert jobs[0].trigger.interval == timedelta(seconds=settings.protocols[0].interval_seconds)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from indexer.chain.abi import Abi, _type_string
+from indexer.chain.abi import Abi, canonical_type
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "contracts_fixtures"
@@ -138,7 +138,7 @@ def _events_by_topic0(entries: list[dict[str, Any]]) -> dict[str, tuple[str, tup
         if entry.get("type") == "event":
             ev = Abi([entry]).event(entry["name"])
             flags = tuple(bool(p.get("indexed")) for p in entry["inputs"])
-            types = tuple(_type_string(p) for p in entry["inputs"])
+            types = tuple(canonical_type(p) for p in entry["inputs"])
             out[ev.topic0] = (ev.name, flags, types)
     return out
 

@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from indexer.errors import DecodeError
 
 ABI_DIR = Path(os.environ.get("INDEXER_ABI_DIR", Path(__file__).resolve().parents[2] / "abis"))
 
 
-def _type_string(param: dict[str, Any]) -> str:
+def canonical_type(param: dict[str, Any]) -> str:
     """Canonical type of an ABI parameter, with tuples expanded (``(uint256,address)[]``)."""
     typ = param["type"]
     if typ.startswith("tuple"):
-        inner = ",".join(_type_string(c) for c in param["components"])
+        inner = ",".join(canonical_type(c) for c in param["components"])
         return f"({inner}){typ[len('tuple'):]}"
     return typ
 
@@ -57,18 +57,6 @@ class Event:
     indexed: tuple[tuple[str, str], ...]  # (name, type) of indexed params, in order
     data: tuple[tuple[str, str], ...]  # (name, type) of non-indexed params, in order
 
-    def decode_log(self, log: dict[str, Any]) -> dict[str, Any]:
-        """Decode an eth_getLogs entry into {param name: value}; addresses checksummed."""
-        topics = log["topics"][1:]
-        out: dict[str, Any] = {}
-        for (name, typ), topic in zip(self.indexed, topics, strict=True):
-            raw = bytes.fromhex(topic[2:])
-            out[name] = decode([typ], raw)[0] if not typ.endswith("]") and typ not in ("string", "bytes") else raw
-        values = decode([t for _, t in self.data], bytes.fromhex(log["data"][2:])) if self.data else ()
-        for (name, _), value in zip(self.data, values, strict=True):
-            out[name] = value
-        return {k: to_checksum_address(v) if isinstance(v, str) and len(v) == 42 else v for k, v in out.items()}
-
 
 class Abi:
     """The functions and events of one ABI file."""
@@ -78,15 +66,15 @@ class Abi:
         self.events: dict[str, Event] = {}
         for entry in entries:
             if entry.get("type") == "function":
-                ins = tuple(_type_string(p) for p in entry["inputs"])
-                outs = tuple(_type_string(p) for p in entry.get("outputs", []))
+                ins = tuple(canonical_type(p) for p in entry["inputs"])
+                outs = tuple(canonical_type(p) for p in entry.get("outputs", []))
                 sig = f"{entry['name']}({','.join(ins)})"
                 self.functions[entry["name"]] = Function(entry["name"], keccak(text=sig)[:4], ins, outs)
             elif entry.get("type") == "event":
-                types = [_type_string(p) for p in entry["inputs"]]
+                types = [canonical_type(p) for p in entry["inputs"]]
                 sig = f"{entry['name']}({','.join(types)})"
-                indexed = tuple((p["name"], _type_string(p)) for p in entry["inputs"] if p.get("indexed"))
-                data = tuple((p["name"], _type_string(p)) for p in entry["inputs"] if not p.get("indexed"))
+                indexed = tuple((p["name"], canonical_type(p)) for p in entry["inputs"] if p.get("indexed"))
+                data = tuple((p["name"], canonical_type(p)) for p in entry["inputs"] if not p.get("indexed"))
                 self.events[entry["name"]] = Event(entry["name"], "0x" + keccak(text=sig).hex(), indexed, data)
 
     def fn(self, name: str) -> Function:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from indexer.constants import MULTICALL3_ADDRESS, RAY
+from indexer.constants import MULTICALL3_ADDRESS, RAY, UINT256_MAX, ZERO_ADDRESS
 from indexer.devnet.chain import DevChain, Tx, artifact
 from indexer.risk.aave_v3 import make_configuration
 
-ZERO = "0x0000000000000000000000000000000000000000"
-MAX_UINT = 2**256 - 1
 BASE_CURRENCY_UNIT = 10**8
 
 
@@ -100,19 +98,8 @@ class AaveFixture:
     def emode_tx(self, user: str, category: int) -> Tx:
         return Tx(user, self.pool, "Pool", "setUserEMode", (category,), f"eMode {category}")
 
-    def collateral_tx(self, user: str, symbol: str, enabled: bool) -> Tx:
-        return Tx(user, self.pool, "Pool", "setUserUseReserveAsCollateral", (self.asset(symbol).token, enabled), "collateral flag")
-
     def transfer_atoken_tx(self, sender: str, to: str, symbol: str, amount: int) -> Tx:
         return Tx(sender, self.asset(symbol).a_token, "AToken", "transfer", (to, amount), f"transfer a{symbol}")
-
-    def repay_txs(self, user: str, symbol: str, amount: int) -> list[Tx]:
-        a = self.asset(symbol)
-        return [
-            Tx(user, a.token, "TestERC20", "mint", (user, amount), f"mint {symbol}"),
-            Tx(user, a.token, "TestERC20", "approve", (self.pool, amount), f"approve {symbol}"),
-            Tx(user, self.pool, "Pool", "repay", (a.token, amount, 2, user), f"repay {symbol}"),
-        ]
 
     def do(self, txs: list[Tx] | Tx) -> None:
         """Send transactions one by one (automine), failing loudly on a revert."""
@@ -137,7 +124,7 @@ class AaveFixture:
     def can_liquidate(self, liquidator: str, collateral: str, debt: str, user: str, block: int | str = "latest") -> tuple[bool, str]:
         """Whether ``liquidationCall(collateral, debt, user, max, false)`` from ``liquidator`` would succeed."""
         c, d = self.asset(collateral).token, self.asset(debt).token
-        return self.chain.try_call("Pool", self.pool, "liquidationCall", c, d, user, MAX_UINT, False, sender=liquidator, block=block)
+        return self.chain.try_call("Pool", self.pool, "liquidationCall", c, d, user, UINT256_MAX, False, sender=liquidator, block=block)
 
 
 def _list_reserve(chain: DevChain, pool: str, token: str, spec: AssetSpec) -> tuple[str, str]:
@@ -176,7 +163,7 @@ def deploy_aave_market(
     for spec in assets:
         tokens.append(chain.deploy("TestERC20", spec.symbol, spec.symbol, spec.decimals))
         feeds.append(chain.deploy("MockAggregatorV3", 8, f"{spec.symbol} / USD", spec.price))
-    oracle = chain.deploy("AaveOracle", provider, tokens, feeds, ZERO, ZERO, BASE_CURRENCY_UNIT)
+    oracle = chain.deploy("AaveOracle", provider, tokens, feeds, ZERO_ADDRESS, ZERO_ADDRESS, BASE_CURRENCY_UNIT)
     chain.send(Tx(d, provider, "PoolAddressesProvider", "setAddress", (_id("PRICE_ORACLE"), oracle)))
     fixture = AaveFixture(chain, provider, pool, oracle, revision)
     dropped = None

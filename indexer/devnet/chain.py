@@ -11,7 +11,9 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from indexer.chain.abi import Abi
+from eth_abi import encode
+
+from indexer.chain.abi import Abi, canonical_type
 from indexer.chain.rpc import RpcClient
 from indexer.devnet.anvil import REPO_ROOT, DevnetError
 from indexer.errors import RpcResponseError
@@ -162,11 +164,7 @@ class DevChain:
         ctor = next((e for e in art["abi"] if e.get("type") == "constructor"), None)
         data = bytes.fromhex(art["bytecode"].removeprefix("0x"))
         if ctor is not None:
-            from eth_abi import encode
-
-            from indexer.chain.abi import _type_string
-
-            data += encode([_type_string(p) for p in ctor["inputs"]], list(args))
+            data += encode([canonical_type(p) for p in ctor["inputs"]], list(args))
         tx_hash = self.rpc.request("eth_sendTransaction", [self._tx_params(self.deployer, None, data, DEPLOY_GAS)])
         receipt = self._receipt(tx_hash, f"deploy {name}")
         return to_checksum_address(receipt["contractAddress"])

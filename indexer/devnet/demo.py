@@ -15,6 +15,7 @@ from indexer.devnet.aave_market import deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain
 from indexer.devnet.seed import provide_liquidity, seed_accounts, seeded_address
+from indexer.display import positions_table
 from indexer.pipeline import run_snapshot
 from indexer.store.db import at_risk, make_engine
 
@@ -76,8 +77,6 @@ def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, consol
                 f"[bold red]{sum(p.liquidatable for p in s.positions)} liquidatable[/], "
                 f"{len(s.new_accounts)} new accounts, {s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s | {prices}"
             )
-    from indexer.cli import positions_table
-
     rows = at_risk(engine, 11 * WAD // 10, protocol=DEMO_PROTOCOL)
     console.print(positions_table(rows[:20], f"riskiest accounts (health factor < 1.1): {len(rows)}, showing {min(20, len(rows))}"))
     console.print(f"stored in {database_url}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS> --history")

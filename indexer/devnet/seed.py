@@ -25,9 +25,9 @@ def seeded_address(seed: int, i: int) -> str:
     return to_checksum_address(keccak(f"indexer-demo:{seed}:{i}".encode())[12:])
 
 
-def _raw(usd: float, spec_price: int, decimals: int) -> int:
+def _raw(usd: float, price: int, decimals: int) -> int:
     """Token units worth ``usd`` at a USD x 1e8 price (rounded down; seeding only)."""
-    return int(usd * 10**8 * 10**decimals) // spec_price
+    return int(usd * 10**8 * 10**decimals) // price
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from eth_utils import to_checksum_address
 
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
-from indexer.constants import USD_SCALE
+from indexer.constants import USD_SCALE, ZERO_ADDRESS
 from indexer.domain import BlockRef, Position, PositionLeg, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
@@ -35,8 +35,6 @@ from indexer.risk.aave_v3 import (
 )
 
 log = logging.getLogger(__name__)
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 # topic0 -> index of the topic holding the account, for the events that name Aave accounts.
 _ACCOUNT_TOPIC = {
@@ -68,7 +66,6 @@ class AaveMarketSnapshot:
     market: AaveMarket  # state for the pure functions (eMode categories filled in by ``positions``)
     tokens: dict[int, AaveReserveTokens]  # by reserve id
     prices: tuple[PriceReading, ...]  # oracle prices with feed data
-    base_currency: str  # AaveOracle.BASE_CURRENCY (zero address = USD)
 
 
 def _to_usd(value_base: int, base_unit: int) -> int:
@@ -114,6 +111,8 @@ class AaveV3Adapter(ProtocolAdapter):
         live = [to_checksum_address(a) for a in list_r.one() if int(a, 16) != 0]
         base_unit = unit_r.one()
         base_currency = base_r.value[0] if base_r.ok else ZERO_ADDRESS
+        if int(base_currency, 16) != 0:
+            log.warning("AaveOracle %s quotes in %s, not USD: *_usd values are in that currency", oracle, base_currency)
         per = 7
         calls: list[Call] = []
         for asset in live:
@@ -183,7 +182,7 @@ class AaveV3Adapter(ProtocolAdapter):
             block_timestamp=block.timestamp,
             sentinel_allows_liquidation=sentinel_allows,
         )
-        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices), base_currency)
+        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices))
 
     def log_filter(self, market: AaveMarketSnapshot) -> LogFilter:
         topics = [self.pool_abi.event(name).topic0 for name in _ACCOUNT_TOPIC]
@@ -314,7 +313,7 @@ class AaveV3Adapter(ProtocolAdapter):
             health_factor=data.health_factor,
             liquidatable=verdict.liquidatable,
             liquidation_threshold_bps=data.current_liquidation_threshold,
-            price_drop_to_liquidation=price_drop_to_liquidation(state, user),
+            price_drop_to_liquidation=price_drop_to_liquidation(state, user, data),
             legs=tuple(legs),
             details={
                 "pool_revision": str(state.revision),

@@ -26,10 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from indexer.constants import (
-    AAVE_CLOSE_FACTOR_HF_THRESHOLD,
+    AAVE_MIN_HF_LIQUIDATION_THRESHOLD,
     PERCENTAGE_FACTOR,
     PRICE_DROP_RESOLUTION,
-    RAY,
     UINT256_MAX,
     WAD,
 )
@@ -282,7 +281,7 @@ def liquidation_verdict(market: AaveMarket, user: AaveUser, data: AaveAccountDat
     """
     if data.health_factor >= WAD:
         return AaveVerdict(False, None, None, "health factor >= 1")
-    if market.sentinel_allows_liquidation is False and data.health_factor >= AAVE_CLOSE_FACTOR_HF_THRESHOLD:
+    if market.sentinel_allows_liquidation is False and data.health_factor >= AAVE_MIN_HF_LIQUIDATION_THRESHOLD:
         return AaveVerdict(False, None, None, "price oracle sentinel disallows liquidation")
     now = market.block_timestamp
     lt_gate = market.revision < REVISION_V3_6
@@ -319,13 +318,15 @@ def with_collateral_prices_scaled(market: AaveMarket, assets: set[str], numerato
     return replace(market, reserves=reserves)
 
 
-def price_drop_to_liquidation(market: AaveMarket, user: AaveUser) -> float | None:
+def price_drop_to_liquidation(market: AaveMarket, user: AaveUser, data: AaveAccountData | None = None) -> float | None:
     """The uniform drop (0..1) of the user's collateral prices at which HF first falls below 1.
 
     Exact integer search over the rule above with a resolution of 1e-9; 0.0 when already below 1,
-    None when no drop liquidates (no debt, or the debt falls with the collateral).
+    None when no drop liquidates (no debt, or the debt falls with the collateral). ``data`` is
+    ``account_data(market, user)`` when the caller has it already.
     """
-    data = account_data(market, user)
+    if data is None:
+        data = account_data(market, user)
     if data.total_debt_base == 0:
         return None
     if data.health_factor < WAD:
@@ -354,7 +355,3 @@ def price_drop_to_liquidation(market: AaveMarket, user: AaveUser) -> float | Non
             hi = mid
     return (scale - lo) / scale
 
-
-def rate_from_ray(value: int) -> float:
-    """A RAY-scaled rate as a float, for reports."""
-    return value / RAY

@@ -5,7 +5,6 @@ from __future__ import annotations
 from indexer.constants import PERCENTAGE_FACTOR, RAY, WAD
 
 HALF_RAY = RAY // 2
-HALF_WAD = WAD // 2
 HALF_PERCENT = PERCENTAGE_FACTOR // 2
 
 
@@ -27,25 +26,11 @@ def ray_mul_ceil(a: int, b: int) -> int:
     return ceil_div(a * b, RAY)
 
 
-def ray_div(a: int, b: int) -> int:
-    """WadRayMath.rayDiv: half-up."""
-    return (a * RAY + b // 2) // b
-
-
 def wad_div(a: int, b: int) -> int:
     """WadRayMath.wadDiv: half-up."""
     return (a * WAD + b // 2) // b
 
 
-def wad_mul(a: int, b: int) -> int:
-    return (a * b + HALF_WAD) // WAD
-
-
 def percent_mul(value: int, bps: int) -> int:
     """PercentageMath.percentMul: half-up."""
     return (value * bps + HALF_PERCENT) // PERCENTAGE_FACTOR
-
-
-def percent_div(value: int, bps: int) -> int:
-    """PercentageMath.percentDiv: half-up."""
-    return (value * PERCENTAGE_FACTOR + bps // 2) // bps

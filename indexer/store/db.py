@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -65,6 +67,14 @@ def _legs_json(snapshot_legs: tuple[Any, ...]) -> str:
             for leg in snapshot_legs
         ]
     )
+
+
+def _insert_ignore(engine: Engine, model: type[SQLModel]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the engine's dialect (SQLite or PostgreSQL)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if engine.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
@@ -135,11 +145,10 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 )
                 for pr in snap.prices
             )
-            known = set(session.exec(select(KnownAccount.account).where(KnownAccount.protocol == snap.protocol)).all())
-            session.add_all(
-                KnownAccount(protocol=snap.protocol, account=a, first_seen_block=snap.checkpoint_block)
-                for a in sorted(set(snap.new_accounts) - known)
-            )
+            if snap.new_accounts:
+                # Accounts seen before keep their first_seen_block: insert-or-ignore, no read of the set.
+                rows = [{"protocol": snap.protocol, "account": a, "first_seen_block": snap.checkpoint_block} for a in sorted(set(snap.new_accounts))]
+                session.execute(_insert_ignore(engine, KnownAccount).values(rows))
             checkpoint = session.get(Checkpoint, (snap.chain, snap.protocol))
             if checkpoint is None or snap.checkpoint_reset or snap.checkpoint_block >= checkpoint.block_number:
                 session.merge(
