@@ -31,6 +31,9 @@ RPC_TIMEOUT_SECONDS = 30.0
 # Attempts for a transient RPC failure (first try included), with exponential backoff from the base.
 RPC_MAX_ATTEMPTS = 4
 RPC_BACKOFF_BASE_SECONDS = 0.25
+# Requests per JSON-RPC batch: nodes and providers refuse large batches (anvil refused ~20k; common
+# provider caps are 100-1000), so larger ones are sent as several batches.
+RPC_MAX_BATCH_REQUESTS = 500
 
 # --- risk reporting -----------------------------------------------------------------------------
 # Default "at risk" threshold for `indexer at-risk`: health factor below 1.1.

@@ -46,3 +46,13 @@ def test_a_one_block_refusal_propagates(anvil) -> None:  # type: ignore[no-untyp
     limited = RangeLimitedRpc(anvil.url, limit=0)
     with pytest.raises(RpcRangeTooLarge):
         scan_logs(limited, [], [], 0, 3, chunk=4)
+
+
+def test_large_batches_are_split_and_keep_order(anvil) -> None:  # type: ignore[no-untyped-def]
+    from indexer.constants import RPC_MAX_BATCH_REQUESTS
+
+    rpc = RpcClient(anvil.url)
+    n = 2 * RPC_MAX_BATCH_REQUESTS + 7
+    results = rpc.batch([("eth_getBlockByNumber", [hex(i % 3), False]) for i in range(n)])
+    assert [int(r["number"], 16) for r in results] == [i % 3 for i in range(n)]
+    assert rpc.request_count == 3, "three HTTP batches"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import requests
 from web3 import HTTPProvider
 
-from indexer.constants import RPC_BACKOFF_BASE_SECONDS, RPC_MAX_ATTEMPTS, RPC_TIMEOUT_SECONDS
+from indexer.constants import RPC_BACKOFF_BASE_SECONDS, RPC_MAX_ATTEMPTS, RPC_MAX_BATCH_REQUESTS, RPC_TIMEOUT_SECONDS
 from indexer.errors import RpcRangeTooLarge, RpcResponseError, RpcUnreachable
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,13 @@ class RpcClient:
         return response.get("result")
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Send several requests in one JSON-RPC batch (one HTTP request); results in order."""
+        """Send requests as JSON-RPC batches of at most RPC_MAX_BATCH_REQUESTS; results in order."""
+        out: list[Any] = []
+        for start in range(0, len(calls), RPC_MAX_BATCH_REQUESTS):
+            out.extend(self._batch(calls[start : start + RPC_MAX_BATCH_REQUESTS]))
+        return out
+
+    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         if not calls:
             return []
         with self._lock:
