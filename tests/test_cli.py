@@ -188,3 +188,27 @@ def test_scheduler_jobs_never_overlap_and_coalesce(tmp_path: Path) -> None:
     assert jobs[0].args[3] is clients["local"], "jobs reuse the client connected at start"
     # The job's period is the protocol's configured interval_seconds (configuration, not a timing).
     assert jobs[0].trigger.interval == timedelta(seconds=settings.protocols[0].interval_seconds)
+
+
+def test_demo_stopped_by_sigterm_stops_its_anvil(tmp_path: Path) -> None:
+    import re
+
+    from indexer.chain.rpc import RpcClient
+    from indexer.errors import RpcUnreachable
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "indexer.cli", "demo", "--accounts", "3000", "--rounds", "20"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    port = re.search(r"anvil on 127\.0\.0\.1:(\d+)", line)
+    assert port, line
+    node = RpcClient(f"http://127.0.0.1:{port.group(1)}", max_attempts=1, timeout=2)
+    assert node.chain_id() == 31337
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    with pytest.raises(RpcUnreachable):
+        node.chain_id()

@@ -28,14 +28,26 @@ class DevnetError(IndexerError):
     """The local chain could not be started, or a fixture transaction failed."""
 
 
+_NPM_PLATFORMS = {("linux", "x86_64"): "linux-amd64", ("linux", "aarch64"): "linux-arm64", ("darwin", "x86_64"): "darwin-amd64", ("darwin", "arm64"): "darwin-arm64"}
+
+
 def anvil_binary() -> str:
-    """``INDEXER_ANVIL_BIN``, else node_modules/.bin/anvil, else anvil on PATH."""
+    """``INDEXER_ANVIL_BIN``, else the binary from npm's platform package, else anvil on PATH.
+
+    The platform binary is run directly rather than through node_modules/.bin/anvil, a node wrapper
+    that would stay between us and anvil (one more process to stop).
+    """
     env = os.environ.get("INDEXER_ANVIL_BIN")
     if env:
         return env
-    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
-    if local.exists():
-        return str(local)
+    platform = _NPM_PLATFORMS.get((os.uname().sysname.lower(), os.uname().machine))
+    if platform:
+        binary = REPO_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{platform}" / "bin" / "anvil"
+        if binary.exists():
+            return str(binary)
+    wrapper = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+    if wrapper.exists():
+        return str(wrapper)
     found = shutil.which("anvil")
     if found:
         return found

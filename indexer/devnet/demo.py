@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
 
 from rich.console import Console
 
@@ -33,6 +34,10 @@ DEMO_ROUND_SECONDS = 6 * 3600
 DEMO_INITIAL_SHARE = 0.8
 
 
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def demo_settings(url: str, provider: str, database_url: str) -> tuple[Settings, AaveV3Config]:
     proto = AaveV3Config(name=DEMO_PROTOCOL, kind="aave_v3", chain=DEMO_CHAIN, pool_addresses_provider=provider, start_block=0)
     settings = Settings(
@@ -46,6 +51,8 @@ def demo_settings(url: str, provider: str, database_url: str) -> tuple[Settings,
 def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, console: Console) -> None:
     rng = random.Random(seed)
     engine = make_engine(database_url)
+    # SIGTERM ends the demo like Ctrl-C does, so that the anvil it started is stopped on the way out.
+    signal.signal(signal.SIGTERM, _raise_system_exit)
     with Anvil() as node:
         console.print(f"anvil on 127.0.0.1:{node.port}; deploying the fixture Aave V3 market")
         rpc = RpcClient(node.url)
