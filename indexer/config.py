@@ -70,7 +70,48 @@ class AaveV3Config(BaseModel):
     interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-ProtocolConfig = AaveV3Config
+class CompoundV3Config(BaseModel):
+    """A Compound V3 (Comet) market: one base asset, several collateral assets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    kind: Literal["compound_v3"] = Field(description="adapter kind")
+    chain: str = Field(description="key of the chain in [chains]")
+    comet: Address = Field(description="the Comet proxy (e.g. cUSDCv3)")
+    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (the Comet's deployment)")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+def _market_id(value: str) -> str:
+    text = value.lower() if isinstance(value, str) else ""
+    if len(text) != 66 or not text.startswith("0x") or any(c not in "0123456789abcdef" for c in text[2:]):
+        raise ValueError(f"{value!r} is not a 32-byte 0x-prefixed hex market id")
+    return text
+
+
+class MorphoBlueConfig(BaseModel):
+    """The Morpho Blue singleton: every market it holds, or the ``markets`` listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    kind: Literal["morpho_blue"] = Field(description="adapter kind")
+    chain: str = Field(description="key of the chain in [chains]")
+    morpho: Address = Field(description="the Morpho Blue contract")
+    markets: list[Annotated[str, AfterValidator(_market_id)]] = Field(
+        default_factory=list, description="market ids (bytes32 hex) to index; empty: every market with a borrower"
+    )
+    usd_feeds: dict[Address, Address] = Field(
+        default_factory=dict,
+        description="Chainlink USD feed per loan token, to value positions in USD (verdicts do not need it)",
+    )
+    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (Morpho's deployment)")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+ProtocolConfig = Annotated[AaveV3Config | CompoundV3Config | MorphoBlueConfig, Field(discriminator="kind")]
+PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue")
 
 
 class Settings(BaseSettings):
@@ -122,13 +163,15 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 def _format_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", "AaveV3Config"))
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", *PROTOCOL_KINDS))
+    if err["type"] == "union_tag_invalid":
+        return f"{loc}.kind: unknown protocol kind {err.get('input', {}).get('kind')!r} (supported: {', '.join(PROTOCOL_KINDS)})"
+    if err["type"] == "union_tag_not_found":
+        return f"missing key '{loc}.kind': add it (one of {', '.join(PROTOCOL_KINDS)})"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{loc}': remove it or fix its spelling"
     if err["type"] == "missing":
         return f"missing key '{loc}': add it"
-    if err["type"] == "literal_error" and loc.endswith("kind"):
-        return f"{loc}: unknown protocol kind {err.get('input')!r} (supported: aave_v3)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg
 

@@ -30,6 +30,19 @@ class PriceReading:
     source: str  # address of the feed behind the protocol oracle, "" if unknown
     feed_answer: int | None  # the feed's own latestRoundData answer, None if it has none
     feed_updated_at: int | None  # the feed's updatedAt, None if it has none
+    market: str = ""  # market whose oracle gave the price, "" when the price is instance-wide (see AccountKey)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AccountKey:
+    """An account of a protocol instance, within one of its markets when the instance has several.
+
+    ``market`` is "" for protocols whose instance is one market (Aave V3 pool, one Comet); Morpho Blue
+    positions are per market, so the key carries the market id there.
+    """
+
+    account: str  # account address, checksummed
+    market: str = ""  # market id within the instance (0x-prefixed hex), "" for single-market instances
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +51,7 @@ class PositionLeg:
 
     asset: str  # token address, checksummed
     symbol: str  # token symbol
-    side: str  # "collateral" or "debt"
+    side: str  # "collateral", "debt", or "supply" (lent, not counted as collateral, e.g. Comet base supply)
     amount: int  # raw token units at the pinned block (balanceOf)
     decimals: int  # token decimals
     value_usd: int  # value in USD x 1e18, rounded as the protocol rounds it
@@ -62,6 +75,11 @@ class Position:
     price_drop_to_liquidation: float | None  # uniform collateral price drop (0..1) to liquidation; None: none
     legs: tuple[PositionLeg, ...]  # per-asset detail
     details: dict[str, str] = field(default_factory=dict)  # protocol-specific extras, values as text
+    market: str = ""  # market id within the instance ("" for single-market instances), see AccountKey
+
+    @property
+    def key(self) -> AccountKey:
+        return AccountKey(self.account, self.market)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +92,7 @@ class Snapshot:
     block: BlockRef  # the pinned block
     positions: tuple[Position, ...]  # one per account with a non-empty position
     prices: tuple[PriceReading, ...]  # every price the verdicts used
-    new_accounts: tuple[str, ...]  # accounts discovered in this run's log range
+    new_accounts: tuple[AccountKey, ...]  # accounts discovered in this run's log range
     checkpoint_block: int  # last block whose logs were scanned
     accounts_read: int  # accounts whose positions were read (including empty ones)
     rpc_requests: int  # JSON-RPC requests the run made

@@ -14,7 +14,7 @@ from indexer.chain.logs import scan_logs
 from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
 from indexer.config import ChainConfig, ProtocolConfig, Settings
-from indexer.domain import BlockRef, Snapshot
+from indexer.domain import AccountKey, BlockRef, Snapshot
 from indexer.errors import ChainMismatch, ConfigError, RpcResponseError, RpcUnreachable
 from indexer.protocols.registry import make_adapter
 from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
@@ -102,20 +102,21 @@ def run_snapshot(
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)
     start, rescan = _discovery_start(engine, rpc, proto.chain, proto, block)
-    new_accounts: set[str] = set()
+    new_accounts: set[AccountKey] = set()
     if start <= block.number:
         filt = adapter.log_filter(market)
         logs = scan_logs(rpc, filt.addresses, filt.topics, start, block.number, chunk=chain_cfg.log_chunk_blocks, max_chunk=chain_cfg.log_chunk_blocks, on_progress=on_progress)
         new_accounts = adapter.accounts_from_logs(logs)
     accounts = sorted(set(known_accounts(engine, proto.name)) | new_accounts)
     positions = adapter.positions(market, accounts, block)
+    prices = adapter.prices(market)  # after positions: adapters that learn their markets from the accounts price them there
     snapshot = Snapshot(
         chain=proto.chain,
         protocol=proto.name,
         kind=adapter.kind,
         block=block,
         positions=tuple(positions),
-        prices=tuple(adapter.prices(market)),
+        prices=tuple(prices),
         new_accounts=tuple(sorted(new_accounts)),
         checkpoint_block=max(block.number, start - 1),
         checkpoint_reset=rescan,

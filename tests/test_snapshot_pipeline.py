@@ -102,7 +102,7 @@ def test_discovery_from_checkpoint_finds_new_accounts_and_atoken_receivers(marke
     assert set(second.snapshot.new_accounts) == {sender, receiver}, "only the logs after the checkpoint are scanned"
     received = next(p for p in second.snapshot.positions if p.account == receiver)
     assert received.collateral_usd > 0 and received.legs[0].amount >= 2 * 10**18 - 1
-    assert {sender, receiver} <= set(known_accounts(engine, proto.name))
+    assert {sender, receiver} <= {k.account for k in known_accounts(engine, proto.name)}
     cp2 = get_checkpoint(engine, "local", proto.name)
     assert cp2 is not None and cp2.block_number == second.snapshot.block.number
 

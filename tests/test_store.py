@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy import Engine
 
-from indexer.domain import BlockRef, Position, PositionLeg, PriceReading, Snapshot
+from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading, Snapshot
 from indexer.errors import StoreError
 from indexer.store.codec import BigInt
 from indexer.store.db import account_positions, at_risk, get_checkpoint, known_accounts, list_runs, make_engine, write_snapshot
@@ -69,7 +69,7 @@ def snapshot(
             PriceReading("0xWETH", "WETH", 2000 * 10**8, 8, "0xFEED1", 2000 * 10**8, blk.timestamp - 60),
             PriceReading("0xUSDC", "USDC", 10**8, 8, "", None, None),
         ),
-        new_accounts=new_accounts,
+        new_accounts=tuple(AccountKey(a) for a in new_accounts),
         checkpoint_block=blk.number if checkpoint is None else checkpoint,
         accounts_read=len(positions) + 1,
         rpc_requests=7,
@@ -170,7 +170,7 @@ def test_write_snapshot_creates_rows(engine: Engine, db_path: Path) -> None:
     assert counts(db_path) == {"snapshot_runs": 1, "position_snapshots": 2, "price_snapshots": 2, "checkpoints": 1, "known_accounts": 2}
     (run,) = list_runs(engine)
     assert (run.id, run.block_number, run.block_hash, run.positions, run.liquidatable, run.chain_id) == (run_id, 100, blk.hash, 2, 1, 1)
-    assert known_accounts(engine, "aave-main") == ["0xA", "0xB"]
+    assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA", "0xB"]
     cp = get_checkpoint(engine, "ethereum", "aave-main")
     assert cp is not None and (cp.block_number, cp.block_hash) == (100, blk.hash)
     con = sqlite3.connect(db_path)
@@ -190,7 +190,7 @@ def test_second_write_of_the_same_block_is_a_no_op(engine: Engine, db_path: Path
     assert write_snapshot(engine, again) == (run_id, False)
     assert write_snapshot(engine, snap) == (run_id, False)
     assert counts(db_path) == before
-    assert known_accounts(engine, "aave-main") == ["0xA"]
+    assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA"]
     assert get_checkpoint(engine, "ethereum", "aave-main").block_number == 100  # type: ignore[union-attr]
 
 
@@ -221,7 +221,7 @@ def test_checkpoint_never_moves_backwards(engine: Engine) -> None:
 def test_known_accounts_keep_their_first_seen_block(engine: Engine) -> None:
     write_snapshot(engine, snapshot(block(100), (), new_accounts=("0xA",)))
     write_snapshot(engine, snapshot(block(200), (), new_accounts=("0xA", "0xB")))
-    assert known_accounts(engine, "aave-main") == ["0xA", "0xB"]
+    assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA", "0xB"]
     con = sqlite3.connect(engine.url.database)  # type: ignore[arg-type]
     rows = dict(con.execute("SELECT account, first_seen_block FROM known_accounts").fetchall())
     con.close()
@@ -350,3 +350,40 @@ def test_failing_write_raises_store_error_and_rolls_back(engine: Engine, db_path
     assert get_checkpoint(engine, "ethereum", "aave-main").block_number == 100  # type: ignore[union-attr]
     assert [r.block_number for r in list_runs(engine)] == [100]
     assert isinstance(raised, StoreError), f"store boundary leaked {type(raised).__name__}: {raised}"
+
+
+# --- instances with several markets (Morpho Blue) -----------------------------------------------------
+def test_one_account_in_two_markets_is_two_positions_and_two_known_keys(engine: Engine, db_path: Path) -> None:
+    blk = block(100)
+    m1, m2 = "0x" + "11" * 32, "0x" + "22" * 32
+    a = replace(position("0xA", WAD - 1, blk, protocol="morpho"), market=m1)
+    b = replace(position("0xA", 3 * WAD, blk, protocol="morpho"), market=m2)
+    snap = replace(
+        snapshot(blk, (a, b), protocol="morpho"),
+        new_accounts=(AccountKey("0xA", m1), AccountKey("0xA", m2)),
+        prices=(
+            PriceReading("0xWETH", "WETH/USDC", 3 * 10**38, 36, "0xOR1", None, None, market=m1),
+            PriceReading("0xWETH", "WETH/USDC", 31 * 10**37, 36, "0xOR2", None, None, market=m2),
+        ),
+    )
+    write_snapshot(engine, snap)
+    assert counts(db_path)["position_snapshots"] == 2 and counts(db_path)["price_snapshots"] == 2
+    assert known_accounts(engine, "morpho") == [AccountKey("0xA", m1), AccountKey("0xA", m2)]
+    current, _ = account_positions(engine, "0xA")
+    assert sorted((r.market, r.liquidatable) for r in current) == [(m1, True), (m2, False)]
+    (risky,) = at_risk(engine, WAD)
+    assert risky.to_json()["market"] == m1 and risky.to_json()["protocol"] == "morpho"
+
+
+def test_database_from_an_older_schema_is_refused_untouched(db_path: Path) -> None:
+    con = sqlite3.connect(db_path)
+    con.execute("CREATE TABLE position_snapshots (id INTEGER PRIMARY KEY, run_id INTEGER, account TEXT)")
+    con.execute("INSERT INTO position_snapshots VALUES (1, 1, '0xA')")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="older indexer version"):
+        make_engine(f"sqlite:///{db_path}")
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT account FROM position_snapshots").fetchall() == [("0xA",)]
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["position_snapshots"]
+    con.close()

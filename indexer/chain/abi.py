@@ -57,6 +57,13 @@ class Event:
     indexed: tuple[tuple[str, str], ...]  # (name, type) of indexed params, in order
     data: tuple[tuple[str, str], ...]  # (name, type) of non-indexed params, in order
 
+    def topic_index(self, param: str) -> int:
+        """Index in a log's ``topics`` of the indexed parameter ``param`` (topic 0 is the signature)."""
+        names = [name for name, _ in self.indexed]
+        if param not in names:
+            raise KeyError(f"event {self.name} has no indexed parameter {param!r}")
+        return names.index(param) + 1
+
 
 class Abi:
     """The functions and events of one ABI file."""

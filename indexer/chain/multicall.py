@@ -41,6 +41,12 @@ class CallResult:
             raise DecodeError(self.error)
         return self.value[0]
 
+    def all(self) -> tuple[Any, ...]:
+        """Every output value (a getter of a struct returns its members as separate outputs)."""
+        if not self.ok:
+            raise DecodeError(self.error)
+        return self.value
+
 
 class Multicaller:
     """Batches calls into ``aggregate3`` eth_calls at a given block."""

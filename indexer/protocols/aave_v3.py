@@ -20,7 +20,7 @@ from eth_utils import to_checksum_address
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
 from indexer.constants import USD_SCALE, ZERO_ADDRESS
-from indexer.domain import BlockRef, Position, PositionLeg, PriceReading
+from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
@@ -190,10 +190,10 @@ class AaveV3Adapter(ProtocolAdapter):
         addresses = [market.pool] + [t.a_token for t in market.tokens.values()]
         return LogFilter(addresses=addresses, topics=[topics])
 
-    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[str]:
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
         index_of = {self.pool_abi.event(name).topic0: i for name, i in _ACCOUNT_TOPIC.items()}
         transfer = self.atoken_abi.event("Transfer").topic0
-        accounts: set[str] = set()
+        accounts: set[AccountKey] = set()
         for entry in logs:
             topics = entry["topics"]
             t0 = topics[0].lower()
@@ -202,7 +202,7 @@ class AaveV3Adapter(ProtocolAdapter):
                 continue
             account = to_checksum_address("0x" + topics[i][-40:])
             if account != ZERO_ADDRESS:
-                accounts.add(account)
+                accounts.add(AccountKey(account))
         return accounts
 
     def prices(self, market: AaveMarketSnapshot) -> list[PriceReading]:
@@ -275,8 +275,8 @@ class AaveV3Adapter(ProtocolAdapter):
         cats = self._emode_categories(market.pool, ids, block)
         return replace(market.market, emode_categories=cats)
 
-    def positions(self, market: AaveMarketSnapshot, accounts: list[str], block: BlockRef) -> list[Position]:
-        users = self.read_users(market, accounts, block.number)
+    def positions(self, market: AaveMarketSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
+        users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
         state = self.with_emode(market, users, block.number)
         return [self.position_of(state, market, user, block) for user in users]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
-from indexer.domain import BlockRef, Position, PriceReading
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +39,13 @@ class ProtocolAdapter(ABC):
         """The eth_getLogs filter whose events name the protocol's accounts."""
 
     @abstractmethod
-    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[str]:
-        """Accounts named by the logs (checksummed)."""
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
+        """Accounts named by the logs (checksummed), with the market they were named in where it matters."""
 
     @abstractmethod
-    def positions(self, market: Any, accounts: list[str], block: BlockRef) -> list[Position]:
+    def positions(self, market: Any, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         """Non-empty positions of ``accounts`` at ``block`` with the protocol's exact verdict."""
 
     @abstractmethod
     def prices(self, market: Any) -> list[PriceReading]:
-        """The prices the verdicts used."""
+        """The prices the verdicts used; called after ``positions`` for the same ``market``."""

@@ -9,8 +9,10 @@ from indexer.chain.rpc import RpcClient
 from indexer.errors import ConfigError
 from indexer.protocols.aave_v3 import AaveV3Adapter
 from indexer.protocols.base import ProtocolAdapter
+from indexer.protocols.compound_v3 import CompoundV3Adapter
+from indexer.protocols.morpho_blue import MorphoBlueAdapter
 
-ADAPTERS: dict[str, type[ProtocolAdapter]] = {AaveV3Adapter.kind: AaveV3Adapter}
+ADAPTERS: dict[str, type[ProtocolAdapter]] = {cls.kind: cls for cls in (AaveV3Adapter, CompoundV3Adapter, MorphoBlueAdapter)}
 
 
 def make_adapter(config: Any, rpc: RpcClient, multicall: Multicaller) -> ProtocolAdapter:

@@ -10,6 +10,7 @@ Two formula families, chosen by ``POOL_REVISION`` (PROTOCOLS.md §1.5):
 
 Everything here is pure: the adapter gathers the state at one block, these functions decide.
 
+>>> from indexer.constants import RAY
 >>> r = AaveReserve(reserve_id=0, asset="0xA", symbol="A", configuration=make_configuration(
 ...     ltv=8000, liquidation_threshold=8500, liquidation_bonus=10500, decimals=18),
 ...     normalized_income=RAY, normalized_debt=RAY, price=2 * 10**8, grace_period_until=0)
@@ -28,10 +29,10 @@ from dataclasses import dataclass, replace
 from indexer.constants import (
     AAVE_MIN_HF_LIQUIDATION_THRESHOLD,
     PERCENTAGE_FACTOR,
-    PRICE_DROP_RESOLUTION,
     UINT256_MAX,
     WAD,
 )
+from indexer.risk.distance import uniform_price_drop
 from indexer.risk.fixed_point import ceil_div, percent_mul, ray_mul, ray_mul_ceil, ray_mul_floor, wad_div
 
 REVISION_V3_5 = 9
@@ -338,20 +339,10 @@ def price_drop_to_liquidation(market: AaveMarket, user: AaveUser, data: AaveAcco
     }
     if not assets:
         return None
-    scale = PRICE_DROP_RESOLUTION
 
-    def liquidatable_at(keep: int) -> bool:
+    def liquidatable_at(keep: int, scale: int) -> bool:
         shocked = with_collateral_prices_scaled(market, assets, keep, scale)
         return account_data(shocked, user).health_factor < WAD
 
-    if not liquidatable_at(0):
-        return None
-    lo, hi = 0, scale  # liquidatable at keep=lo, not at keep=hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if liquidatable_at(mid):
-            lo = mid
-        else:
-            hi = mid
-    return (scale - lo) / scale
+    return uniform_price_drop(liquidatable_at)
 

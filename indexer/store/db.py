@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, event, func, inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
-from indexer.domain import Snapshot
+from indexer.domain import AccountKey, Snapshot
 from indexer.errors import StoreError
 from indexer.store.models import Checkpoint, KnownAccount, PositionSnapshot, PriceSnapshot, SnapshotRun
 
@@ -33,11 +33,28 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
+        _check_schema(engine)
         if create:
             SQLModel.metadata.create_all(engine)
         return engine
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open database: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+# Columns added after the first release; a database without them was made by an older indexer.
+_REQUIRED_COLUMNS = {"position_snapshots": "market", "known_accounts": "market", "price_snapshots": "market"}
+
+
+def _check_schema(engine: Engine) -> None:
+    """Refuse a database whose tables predate the current schema, before anything is read or written."""
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    for table, column in _REQUIRED_COLUMNS.items():
+        if table in tables and column not in {c["name"] for c in inspector.get_columns(table)}:
+            raise StoreError(
+                f"database table {table} has no column {column!r}: it was created by an older indexer version; "
+                "point --database-url at a new database (the old one is left untouched)"
+            )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -118,6 +135,7 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                     protocol=p.protocol,
                     chain_id=p.block.chain_id,
                     account=p.account,
+                    market=p.market,
                     block_number=p.block.number,
                     health_factor=p.health_factor,
                     health_factor_float=health_factor_float(p.health_factor),
@@ -136,6 +154,7 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 PriceSnapshot(
                     run_id=run.id,
                     asset=pr.asset,
+                    market=pr.market,
                     symbol=pr.symbol,
                     price=pr.price,
                     price_decimals=pr.price_decimals,
@@ -147,7 +166,10 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
             )
             if snap.new_accounts:
                 # Accounts seen before keep their first_seen_block: insert-or-ignore, no read of the set.
-                rows = [{"protocol": snap.protocol, "account": a, "first_seen_block": snap.checkpoint_block} for a in sorted(set(snap.new_accounts))]
+                rows = [
+                    {"protocol": snap.protocol, "account": k.account, "market": k.market, "first_seen_block": snap.checkpoint_block}
+                    for k in sorted(set(snap.new_accounts))
+                ]
                 session.execute(_insert_ignore(engine, KnownAccount).values(rows))
             checkpoint = session.get(Checkpoint, (snap.chain, snap.protocol))
             if checkpoint is None or snap.checkpoint_reset or snap.checkpoint_block >= checkpoint.block_number:
@@ -171,9 +193,10 @@ def get_checkpoint(engine: Engine, chain: str, protocol: str) -> Checkpoint | No
         return session.get(Checkpoint, (chain, protocol))
 
 
-def known_accounts(engine: Engine, protocol: str) -> list[str]:
+def known_accounts(engine: Engine, protocol: str) -> list[AccountKey]:
     with Session(engine) as session:
-        return sorted(session.exec(select(KnownAccount.account).where(KnownAccount.protocol == protocol)).all())
+        rows = session.exec(select(KnownAccount.account, KnownAccount.market).where(KnownAccount.protocol == protocol)).all()
+    return sorted(AccountKey(account, market) for account, market in rows)
 
 
 # --- queries for the user surfaces ------------------------------------------------------------------
@@ -183,7 +206,9 @@ class PositionRow:
 
     run_id: int  # the snapshot run it belongs to
     address: str  # account
+    market: str  # market id within the instance, "" for single-market instances
     protocol: str  # protocol instance
+    kind: str  # adapter kind of the instance, e.g. "aave_v3"
     chain: str  # chain name
     health_factor: int  # WAD, 2**256-1 without debt
     liquidatable: bool  # the protocol's verdict
@@ -194,12 +219,15 @@ class PositionRow:
     block_number: int  # block of the run
     block_timestamp: int  # timestamp of the run's block
     legs: list[dict[str, Any]]  # per-asset detail
+    details: dict[str, str]  # protocol-specific extras (verdict reason, market parameters)
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` object: health factor as an integer string (x 1e18) or "inf"."""
         return {
             "address": self.address,
             "protocol": self.protocol,
+            "kind": self.kind,
+            "market": self.market,
             "chain": self.chain,
             "health_factor": "inf" if self.health_factor == UINT256_MAX else str(self.health_factor),
             "health_factor_float": None if self.health_factor == UINT256_MAX else self.health_factor / WAD,
@@ -211,6 +239,7 @@ class PositionRow:
             "block_number": self.block_number,
             "block_timestamp": self.block_timestamp,
             "legs": self.legs,
+            "details": self.details,
         }
 
 
@@ -218,7 +247,9 @@ def _row(pos: PositionSnapshot, run: SnapshotRun) -> PositionRow:
     return PositionRow(
         run_id=run.id or 0,
         address=pos.account,
+        market=pos.market,
         protocol=pos.protocol,
+        kind=run.kind,
         chain=run.chain,
         health_factor=pos.health_factor,
         liquidatable=pos.liquidatable,
@@ -229,6 +260,7 @@ def _row(pos: PositionSnapshot, run: SnapshotRun) -> PositionRow:
         block_number=pos.block_number,
         block_timestamp=run.block_timestamp,
         legs=json.loads(pos.legs),
+        details=json.loads(pos.details),
     )
 
 
@@ -256,7 +288,7 @@ def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limi
         if below_wad <= UINT256_MAX:  # above it even "no debt" (stored as +inf) qualifies
             query = query.where(PositionSnapshot.health_factor_float <= margin)
         rows = [_row(p, r) for p, r in session.exec(query).all() if p.health_factor < below_wad]
-    rows.sort(key=lambda r: (r.health_factor, r.address))
+    rows.sort(key=lambda r: (r.health_factor, r.address, r.market))
     return rows[:limit] if limit else rows
 
 

@@ -42,7 +42,7 @@ class PositionSnapshot(SQLModel, table=True):
 
     __tablename__ = "position_snapshots"
     __table_args__ = (
-        UniqueConstraint("run_id", "account", name="uq_position_run_account"),
+        UniqueConstraint("run_id", "account", "market", name="uq_position_run_account_market"),
         Index("ix_position_run_hf", "run_id", "health_factor_float"),
     )
 
@@ -51,6 +51,7 @@ class PositionSnapshot(SQLModel, table=True):
     protocol: str
     chain_id: int
     account: str = Field(index=True)
+    market: str = ""  # market id within the instance, "" for single-market instances (domain.AccountKey)
     block_number: int
     health_factor: int = Field(sa_column=Column(BigInt(), nullable=False))  # WAD; 2**256-1 without debt
     health_factor_float: float  # for ordering and report filters only; verdicts use the integer
@@ -68,11 +69,12 @@ class PriceSnapshot(SQLModel, table=True):
     """A price a run used, as the protocol's oracle gave it at the run's block."""
 
     __tablename__ = "price_snapshots"
-    __table_args__ = (UniqueConstraint("run_id", "asset", name="uq_price_run_asset"),)
+    __table_args__ = (UniqueConstraint("run_id", "asset", "market", name="uq_price_run_asset_market"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="snapshot_runs.id", index=True)
     asset: str
+    market: str = ""  # market whose oracle gave the price, "" when instance-wide (domain.PriceReading)
     symbol: str
     price: int = Field(sa_column=Column(BigInt(), nullable=False))
     price_decimals: int
@@ -94,10 +96,11 @@ class Checkpoint(SQLModel, table=True):
 
 
 class KnownAccount(SQLModel, table=True):
-    """An account discovered from a protocol's events."""
+    """An account (in one market of the instance, where it has several) discovered from a protocol's events."""
 
     __tablename__ = "known_accounts"
 
     protocol: str = Field(primary_key=True)
     account: str = Field(primary_key=True)
+    market: str = Field(default="", primary_key=True)  # see domain.AccountKey
     first_seen_block: int

@@ -1,0 +1,251 @@
+"""Morpho Blue adapter: positions per (market, borrower) at one block, decided with ``risk.morpho``.
+
+Discovery: ``Borrow`` and ``SupplyCollateral`` events of the singleton name (market id, onBehalf) pairs;
+with ``markets`` configured, the log filter asks only for those ids. The markets to read are those of the
+known pairs, so ``load_market`` reads nothing and ``positions`` reads, all at the pinned block:
+1. per market: ``market(id)``, ``idToMarketParams(id)``;
+2. per market: oracle ``price()``, IRM ``borrowRateView(params, market)``; token symbols and decimals;
+   the configured USD feeds of loan tokens;
+3. per pair: ``position(id, account)``.
+Interest is accrued to the block's timestamp off-chain (``risk.morpho.accrued``), as ``liquidate`` would.
+A market whose oracle or IRM reverts cannot be decided: its positions are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from indexer.chain.abi import load_abi
+from indexer.chain.multicall import Call
+from indexer.constants import USD_SCALE, ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.errors import DecodeError
+from indexer.pricing.chainlink import FeedReading, read_feeds
+from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.risk.morpho import MorphoMarket, MorphoPosition, liquidation_incentive_factor, price_drop_to_liquidation, verdict
+
+log = logging.getLogger(__name__)
+
+# Event -> indexed parameter naming the account that holds the position.
+_ACCOUNT_PARAM = {"Borrow": "onBehalf", "SupplyCollateral": "onBehalf"}
+
+
+@dataclass(frozen=True, slots=True)
+class MorphoMarketInfo:
+    """One market's state and the display data of its tokens."""
+
+    state: MorphoMarket  # for the pure functions
+    loan_symbol: str
+    loan_decimals: int
+    collateral_symbol: str
+    collateral_decimals: int
+    loan_usd: FeedReading | None  # the configured USD feed of the loan token, None without one
+
+
+@dataclass
+class MorphoSnapshot:
+    """The singleton at the pinned block; ``markets`` and ``prices`` are filled by ``positions``."""
+
+    morpho: str  # Morpho Blue address
+    block: BlockRef  # the pinned block
+    markets: dict[str, MorphoMarketInfo] = field(default_factory=dict)  # by market id
+    prices: list[PriceReading] = field(default_factory=list)  # oracle prices per market, USD feeds
+
+
+def _hex32(value: bytes | str) -> str:
+    return value.hex() if isinstance(value, str) else "0x" + value.hex()
+
+
+class MorphoBlueAdapter(ProtocolAdapter):
+    """The Morpho Blue singleton; every market in it, or the configured ones."""
+
+    kind = "morpho_blue"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.abi = load_abi("MorphoBlue")
+        self.oracle_abi = load_abi("MorphoOracle")
+        self.irm_abi = load_abi("MorphoIrm")
+        self.erc20 = load_abi("ERC20")
+
+    def load_market(self, block: BlockRef) -> MorphoSnapshot:
+        return MorphoSnapshot(self.config.morpho, block)
+
+    def log_filter(self, market: MorphoSnapshot) -> LogFilter:
+        topics: list[Any] = [[self.abi.event(name).topic0 for name in _ACCOUNT_PARAM]]
+        if self.config.markets:
+            topics.append(list(self.config.markets))  # topic 1 is the market id in both events
+        return LogFilter(addresses=[market.morpho], topics=topics)
+
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
+        where = {self.abi.event(name).topic0: self.abi.event(name).topic_index(param) for name, param in _ACCOUNT_PARAM.items()}
+        wanted = set(self.config.markets)
+        keys: set[AccountKey] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            i = where.get(topics[0].lower())
+            if i is None or len(topics) <= i:
+                continue
+            market_id = topics[1].lower()
+            account = to_checksum_address("0x" + topics[i][-40:])
+            if account != ZERO_ADDRESS and (not wanted or market_id in wanted):
+                keys.add(AccountKey(account, market_id))
+        return keys
+
+    def prices(self, market: MorphoSnapshot) -> list[PriceReading]:
+        return list(market.prices)
+
+    # --- markets -----------------------------------------------------------------------------------
+    def read_markets(self, snap: MorphoSnapshot, ids: list[str]) -> None:
+        """Fill ``snap.markets`` and ``snap.prices`` for ``ids`` at the snapshot's block."""
+        n, m, fn = snap.block.number, snap.morpho, self.abi.fn
+        first = self.multicall.run([Call(m, fn(name), (bytes.fromhex(i[2:]),)) for i in ids for name in ("market", "idToMarketParams")], n)
+        states: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        for k, market_id in enumerate(ids):
+            totals, params = first[2 * k].all(), first[2 * k + 1].all()
+            if int(params[0], 16) == 0:
+                log.warning("morpho %s: market %s is not created at block %d; its positions are skipped", self.name, market_id, n)
+                continue
+            states[market_id] = (totals, params)
+        live = list(states)
+        tokens = sorted({to_checksum_address(p[i]) for _, p in states.values() for i in (0, 1)})
+        calls = [Call(t, self.erc20.fn(name)) for t in tokens for name in ("symbol", "decimals")]
+        where: dict[str, tuple[int, int | None]] = {}  # market id -> (index of price(), of borrowRateView or None)
+        for market_id in live:
+            totals, params = states[market_id]
+            calls.append(Call(params[2], self.oracle_abi.fn("price")))
+            rate_at = None
+            if int(params[3], 16):  # a market without an IRM accrues nothing
+                calls.append(Call(params[3], self.irm_abi.fn("borrowRateView"), (params, totals)))
+                rate_at = len(calls) - 1
+            where[market_id] = (len(calls) - 1 - (rate_at is not None), rate_at)
+        second = self.multicall.run(calls, n)
+        meta = {t: (second[2 * j], second[2 * j + 1]) for j, t in enumerate(tokens)}
+        feeds = read_feeds(self.multicall, list(self.config.usd_feeds.values()), n)
+        usd = {to_checksum_address(token): feeds.get(feed) for token, feed in self.config.usd_feeds.items()}
+        for token, reading in sorted(usd.items()):
+            if reading is not None and token in meta:
+                snap.prices.append(PriceReading(token, _symbol(meta[token], token), reading.answer, reading.decimals, reading.feed, reading.answer, reading.updated_at))
+        for market_id in live:
+            totals, params = states[market_id]
+            price_at, rate_at = where[market_id]
+            price_r, rate_r = second[price_at], (second[rate_at] if rate_at is not None else None)
+            irm = params[3]
+            if not price_r.ok or (rate_r is not None and not rate_r.ok):
+                what = "oracle price()" if not price_r.ok else "IRM borrowRateView"
+                log.warning("morpho %s: market %s: %s reverted at block %d; its positions are skipped", self.name, market_id, what, n)
+                continue
+            loan, coll = to_checksum_address(params[0]), to_checksum_address(params[1])
+            state = MorphoMarket(
+                market_id=market_id,
+                loan_token=loan,
+                collateral_token=coll,
+                oracle=to_checksum_address(params[2]),
+                irm=to_checksum_address(irm),
+                lltv=params[4],
+                total_supply_assets=totals[0],
+                total_supply_shares=totals[1],
+                total_borrow_assets=totals[2],
+                total_borrow_shares=totals[3],
+                last_update=totals[4],
+                fee=totals[5],
+                price=price_r.one(),
+                borrow_rate=rate_r.one() if rate_r is not None else 0,
+                block_timestamp=snap.block.timestamp,
+            )
+            info = MorphoMarketInfo(state, _symbol(meta[loan], loan), _decimals(meta[loan]), _symbol(meta[coll], coll), _decimals(meta[coll]), usd.get(loan))
+            snap.markets[market_id] = info
+            snap.prices.append(
+                PriceReading(
+                    asset=coll,
+                    symbol=f"{info.collateral_symbol}/{info.loan_symbol}",
+                    price=state.price,
+                    price_decimals=36 + info.loan_decimals - info.collateral_decimals,
+                    source=state.oracle,
+                    feed_answer=None,
+                    feed_updated_at=None,
+                    market=market_id,
+                )
+            )
+
+    # --- positions ---------------------------------------------------------------------------------
+    def positions(self, market: MorphoSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
+        keys = sorted(k for k in accounts if k.market)
+        self.read_markets(market, sorted({k.market for k in keys}))
+        keys = [k for k in keys if k.market in market.markets]
+        results = self.multicall.run([Call(market.morpho, self.abi.fn("position"), (bytes.fromhex(k.market[2:]), k.account)) for k in keys], block.number)
+        out = []
+        for key, res in zip(keys, results, strict=True):
+            if not res.ok:
+                raise DecodeError(f"Morpho.position({key.market}, {key.account}) failed at block {block.number}: {res.error}")
+            supply_shares, borrow_shares, collateral = res.value
+            if supply_shares or borrow_shares or collateral:
+                pos = MorphoPosition(key.account, supply_shares, borrow_shares, collateral)
+                out.append(self.position_of(market.markets[key.market], pos, block))
+        return out
+
+    def position_of(self, info: MorphoMarketInfo, pos: MorphoPosition, block: BlockRef) -> Position:
+        m = info.state
+        v = verdict(m, pos)
+
+        def usd(loan_amount: int) -> int:
+            if info.loan_usd is None:
+                return 0
+            return loan_amount * info.loan_usd.answer * USD_SCALE // (10**info.loan_decimals * 10**info.loan_usd.decimals)
+
+        lltv_bps = m.lltv // 10**14
+        legs = []
+        if pos.collateral:
+            legs.append(PositionLeg(m.collateral_token, info.collateral_symbol, "collateral", pos.collateral, info.collateral_decimals, usd(v.collateral_value), lltv_bps))
+        if v.borrowed:
+            legs.append(PositionLeg(m.loan_token, info.loan_symbol, "debt", v.borrowed, info.loan_decimals, usd(v.borrowed), 0))
+        if v.supplied:
+            legs.append(PositionLeg(m.loan_token, info.loan_symbol, "supply", v.supplied, info.loan_decimals, usd(v.supplied), 0))
+        details = {
+            "verdict": "liquidatable" if v.liquidatable else ("no debt" if not v.borrowed else "healthy"),
+            "unhealthy_on_stored_totals": str(v.unhealthy_on_stored_totals).lower(),
+            "loan_token": m.loan_token,
+            "collateral_token": m.collateral_token,
+            "oracle": m.oracle,
+            "lltv": str(m.lltv),
+            "liquidation_incentive_factor": str(liquidation_incentive_factor(m.lltv)),
+            "oracle_price": str(m.price),
+            "borrowed_assets": str(v.borrowed),
+            "max_borrow_assets": str(v.max_borrow),
+            "collateral_value_loan_units": str(v.collateral_value),
+            "borrow_shares": str(pos.borrow_shares),
+            "usd": "loan token priced by its USD feed" if info.loan_usd else "unpriced: no usd_feeds entry for the loan token",
+        }
+        if v.liquidation_price is not None:
+            details["liquidation_oracle_price"] = str(v.liquidation_price)
+        collateral_usd, debt_usd = usd(v.collateral_value), usd(v.borrowed)
+        return Position(
+            protocol=self.name,
+            kind=self.kind,
+            account=pos.account,
+            block=block,
+            collateral_usd=collateral_usd,
+            debt_usd=debt_usd,
+            nlv_usd=collateral_usd + usd(v.supplied) - debt_usd,
+            health_factor=v.health_factor,
+            liquidatable=v.liquidatable,
+            liquidation_threshold_bps=lltv_bps,
+            price_drop_to_liquidation=price_drop_to_liquidation(m, pos),
+            legs=tuple(legs),
+            details=details,
+            market=m.market_id,
+        )
+
+
+def _symbol(meta: tuple[Any, Any], token: str) -> str:
+    return str(meta[0].value[0]) if meta[0].ok else token[:8]
+
+
+def _decimals(meta: tuple[Any, Any]) -> int:
+    if not meta[1].ok:
+        raise DecodeError(f"decimals() failed: {meta[1].error}")
+    return int(meta[1].value[0])
