@@ -18,9 +18,12 @@ def _fmt_usd(value: int) -> str:
 
 def positions_table(rows: list[PositionRow], title: str) -> Table:
     table = Table(title=title)
+    # Instances with several markets (Morpho Blue) show which one; the id is shortened for the table.
+    with_market = any(r.market for r in rows)
     for col, justify in (
         ("account", "left"),
         ("protocol", "left"),
+        *((("market", "left"),) if with_market else ()),
         ("health factor", "right"),
         ("collateral $", "right"),
         ("debt $", "right"),
@@ -35,6 +38,7 @@ def positions_table(rows: list[PositionRow], title: str) -> Table:
         table.add_row(
             r.address,
             r.protocol,
+            *((r.market[:10] or "-",) if with_market else ()),
             _fmt_hf(r.health_factor),
             _fmt_usd(r.collateral_usd),
             _fmt_usd(r.debt_usd),
