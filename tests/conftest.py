@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import AaveV3Config, ChainConfig, Settings
+from indexer.config import AaveV3Config, ChainConfig, MorphoBlueConfig, Settings
 from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain
+from indexer.devnet.morpho_market import MorphoFixture, MorphoSeedResult, deploy_morpho, seed_morpho_positions
 from indexer.devnet.seed import SeedResult, provide_liquidity, seed_accounts, seeded_address
 from indexer.store.db import make_engine
 
@@ -78,8 +79,30 @@ def market_v36(devchain: DevChain) -> Market:
     return _seeded_market(devchain, 10, seed=13)
 
 
+@dataclass
+class Morpho:
+    """The deployed, seeded Morpho Blue fixture and a funded liquidator."""
+
+    fixture: MorphoFixture
+    seeded: MorphoSeedResult
+    liquidator: str
+
+
+MORPHO_POSITIONS = 240
+
+
+@pytest.fixture(scope="session")
+def morpho(devchain: DevChain) -> Morpho:
+    """Five markets (LLTV 0.625 .. 0.945; loan tokens of 6 and 18 decimals, collateral of 8 and 18)."""
+    fixture = deploy_morpho(devchain)
+    seeded = seed_morpho_positions(fixture, MORPHO_POSITIONS, random.Random(31), seed=31)
+    liquidator = seeded_address(31, -7)
+    fixture.fund_liquidator(liquidator)
+    return Morpho(fixture, seeded, liquidator)
+
+
 @pytest.fixture()
-def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market) -> Iterator[DevChain]:
+def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho) -> Iterator[DevChain]:
     """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
 
     It depends on the markets so that they are deployed before the snapshot, never inside one.
@@ -87,6 +110,16 @@ def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, mark
     snap = devchain.snapshot()
     yield devchain
     devchain.revert(snap)
+
+
+def morpho_settings(anvil: Anvil, fixture: MorphoFixture, db_url: str, *, name: str = "morpho-test", **extra: object) -> tuple[Settings, MorphoBlueConfig]:
+    proto = MorphoBlueConfig(name=name, kind="morpho_blue", chain="local", morpho=fixture.morpho, start_block=0, **extra)  # type: ignore[arg-type]
+    settings = Settings(
+        database_url=db_url,
+        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
+        protocols=[proto],
+    )
+    return settings, proto
 
 
 def settings_for(anvil: Anvil, fixture: AaveFixture, db_url: str, *, name: str = "aave-test", batch_size: int = 500) -> tuple[Settings, AaveV3Config]:

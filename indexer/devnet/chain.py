@@ -68,6 +68,10 @@ class DevChain:
     def increase_time(self, seconds: int) -> None:
         self.rpc.request("evm_increaseTime", [hex(seconds)])
 
+    def set_next_timestamp(self, timestamp: int) -> None:
+        """The next mined block gets exactly ``timestamp`` (interest then accrues to a known second)."""
+        self.rpc.request("evm_setNextBlockTimestamp", [hex(timestamp)])
+
     def snapshot(self) -> str:
         return str(self.rpc.request("evm_snapshot", []))
 
