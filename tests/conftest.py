@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import AaveV3Config, ChainConfig, MorphoBlueConfig, Settings
+from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, Settings
 from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain
+from indexer.devnet.comet_market import CometFixture, CometSeedResult, deploy_comet_market, seed_comet_accounts
 from indexer.devnet.morpho_market import MorphoFixture, MorphoSeedResult, deploy_morpho, seed_morpho_positions
 from indexer.devnet.seed import SeedResult, provide_liquidity, seed_accounts, seeded_address
 from indexer.store.db import make_engine
@@ -101,8 +102,28 @@ def morpho(devchain: DevChain) -> Morpho:
     return Morpho(fixture, seeded, liquidator)
 
 
+@dataclass
+class Comet:
+    """The deployed, seeded Comet fixture."""
+
+    fixture: CometFixture
+    seeded: CometSeedResult
+    absorber: str
+
+
+COMET_ACCOUNTS = 260
+
+
+@pytest.fixture(scope="session")
+def comet(devchain: DevChain) -> Comet:
+    """A cUSDCv3-like Comet: USDC base (6 decimals), WETH / WBTC / LINK collateral, 8-decimal feeds."""
+    fixture = deploy_comet_market(devchain)
+    seeded = seed_comet_accounts(fixture, COMET_ACCOUNTS, random.Random(41), seed=41)
+    return Comet(fixture, seeded, seeded_address(41, -7))
+
+
 @pytest.fixture()
-def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho) -> Iterator[DevChain]:
+def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho, comet: Comet) -> Iterator[DevChain]:
     """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
 
     It depends on the markets so that they are deployed before the snapshot, never inside one.
@@ -110,6 +131,16 @@ def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, mark
     snap = devchain.snapshot()
     yield devchain
     devchain.revert(snap)
+
+
+def comet_settings(anvil: Anvil, fixture: CometFixture, db_url: str, *, name: str = "comet-test") -> tuple[Settings, CompoundV3Config]:
+    proto = CompoundV3Config(name=name, kind="compound_v3", chain="local", comet=fixture.comet, start_block=0)
+    settings = Settings(
+        database_url=db_url,
+        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
+        protocols=[proto],
+    )
+    return settings, proto
 
 
 def morpho_settings(anvil: Anvil, fixture: MorphoFixture, db_url: str, *, name: str = "morpho-test", **extra: object) -> tuple[Settings, MorphoBlueConfig]:

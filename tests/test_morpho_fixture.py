@@ -26,11 +26,14 @@ from indexer.devnet.morpho_market import (
     add_market,
     deploy_morpho,
     is_healthy,
-    liquidation_incentive_factor,
     max_borrow,
+    seed_morpho_positions,
+)
+from indexer.devnet.seed import seeded_address
+from indexer.risk.morpho import (
+    liquidation_incentive_factor,
     mul_div_down,
     mul_div_up,
-    seed_morpho_positions,
     to_assets_down,
     to_assets_up,
     to_shares_down,
@@ -38,7 +41,6 @@ from indexer.devnet.morpho_market import (
     w_div_up,
     w_mul_down,
 )
-from indexer.devnet.seed import seeded_address
 
 SEED = 4242
 POSITIONS = 40
