@@ -38,6 +38,7 @@ def test_both_verdicts_equal_the_contract_for_every_account_before_and_after_acc
     first = run_snapshot(settings, proto, engine, rpc=rpc)
     positions = list(first.snapshot.positions)
     assert len(positions) >= 200
+    assert first.snapshot.rpc_requests <= 15, "a handful of batched requests, not one per account"
     assert not _check_block(comet, positions, first.snapshot.block.number)
     before = {p.account: p for p in positions}
     # Time passes without any transaction: the stored index stays, absorb would accrue.

@@ -1,7 +1,9 @@
 """The Comet fixture behaves like compound-finance/comet: interest indexes, balances, isLiquidatable and absorb.
 
 Every expectation is recomputed here in Python from Comet's formulas (CometCore/Comet.sol), independently
-of the fixture and of the indexer's own Comet arithmetic.
+of the fixture: the kinked rate model, index accrual, the liquidity loop (with its early exit) and absorb are
+written out here; only the CometMath primitives (``mulFactor``, ``signedMulPrice``) and the scales come from
+``indexer.risk.comet``, whose own tests pin them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from indexer.devnet.chain import DevChain, artifact_abi
 from indexer.devnet.comet_market import (
     DEMO_COMET_COLLATERAL,
     DEMO_COMET_RATES,
-    SECONDS_PER_YEAR,
     CometAssetSpec,
     CometFixture,
     CometSeedResult,
@@ -27,23 +28,13 @@ from indexer.devnet.comet_market import (
     seed_comet_accounts,
 )
 from indexer.devnet.seed import seeded_address
+from indexer.risk.comet import BASE_INDEX_SCALE, FACTOR_SCALE, SECONDS_PER_YEAR, mul_factor, signed_mul_price
 
 SEED = 21
 SEEDED = 60
-BASE_INDEX_SCALE = 10**15
-FACTOR_SCALE = 10**18
 
 
 # --- Comet's arithmetic, written out ------------------------------------------------------------------
-def mul_factor(n: int, factor: int) -> int:
-    return n * factor // FACTOR_SCALE
-
-
-def signed_mul_price(n: int, price: int, scale: int) -> int:
-    q = abs(n) * price // scale  # int256 division truncates toward zero
-    return q if n >= 0 else -q
-
-
 @dataclass(frozen=True)
 class Rates:
     """Per-second rate parameters as the contract stores them."""

@@ -31,6 +31,7 @@ def test_verdict_equals_liquidate_for_every_position_after_interest_accrues(morp
     settings, proto = morpho_settings(anvil, morpho.fixture, db_url)
     first = run_snapshot(settings, proto, engine, rpc=rpc)
     assert len(first.snapshot.positions) >= 200
+    assert first.snapshot.rpc_requests <= 12, "a handful of batched requests, not one per position"
     assert {p.market for p in first.snapshot.positions} == {"0x" + m.id.hex() for m in morpho.fixture.markets.values()}
     assert not _mismatches(morpho, list(first.snapshot.positions), first.snapshot.block.number)
     # Days pass without a transaction: stored totals stay, debt grows only through accrual.

@@ -1,4 +1,7 @@
-"""Deploy the Compound V3 (Comet)-compatible fixture market, act on it as users would, and seed it."""
+"""Deploy the Compound V3 (Comet)-compatible fixture market, act on it as users would, and seed it.
+
+Comet's integer arithmetic (presentValue, mulPrice, mulFactor, the scales) comes from ``indexer.risk.comet``.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +13,18 @@ from typing import Any
 
 from eth_utils import keccak
 
-from indexer.constants import MULTICALL3_ADDRESS, WAD, ZERO_ADDRESS
+from indexer.constants import MULTICALL3_ADDRESS, ZERO_ADDRESS
 from indexer.devnet.chain import DevChain, Tx, artifact
 from indexer.devnet.seed import seeded_address
+from indexer.risk.comet import FACTOR_SCALE, PRICE_SCALE, mul_factor, mul_price, present_value_borrow, present_value_supply
 
-SECONDS_PER_YEAR = 31_536_000
-PRICE_FEED_DECIMALS = 8
+PRICE_FEED_DECIMALS = 8  # Comet requires 8-decimal feeds (PRICE_SCALE)
 
 
 def _f(x: str) -> int:
     """A 1e18-scaled factor from a decimal string (exact, no float)."""
     whole, _, frac = x.partition(".")
-    return int(whole) * WAD + int((frac + "0" * 18)[:18])
+    return int(whole) * FACTOR_SCALE + int((frac + "0" * 18)[:18])
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class CometBaseSpec:
 @dataclass(frozen=True, slots=True)
 class CometRateSpec:
     """Comet's kinked rate model, per year and 1e18-scaled as in its Configuration (made per second by
-    ``/ SECONDS_PER_YEAR`` at construction), plus the other market-wide settings."""
+    ``/ indexer.risk.comet.SECONDS_PER_YEAR`` at construction), plus the other market-wide settings."""
 
     supply_kink: int = _f("0.9")
     supply_slope_low: int = _f("0.054")
@@ -322,7 +325,7 @@ class CometSeedResult:
 
 def _raw(usd: float, price: int, decimals: int) -> int:
     """Token units worth ``usd`` at a USD x 1e8 price (rounded down; seeding only)."""
-    return int(usd * 10**8 * 10**decimals) // price
+    return int(usd * PRICE_SCALE * 10**decimals) // price
 
 
 def _collateral_usd(fixture: CometFixture, held: dict[str, int], prices: dict[str, int], *, liquidate: bool) -> int:
@@ -332,7 +335,7 @@ def _collateral_usd(fixture: CometFixture, held: dict[str, int], prices: dict[st
         a = fixture.assets[sym]
         assert a.spec is not None
         factor = a.spec.liquidate_collateral_factor if liquidate else a.spec.borrow_collateral_factor
-        total += amount * prices[sym] // 10**a.decimals * factor // WAD
+        total += mul_factor(mul_price(amount, prices[sym], 10**a.decimals), factor)
     return total
 
 
@@ -409,8 +412,8 @@ def seed_comet_accounts(
     # The liquidity provider supplies first, enough for every borrow and to end near the target utilization.
     provider = liquidity_provider or seeded_address(seed, -1)
     totals = fixture.totals()
-    total_supply = totals.total_supply_base * totals.base_supply_index // 10**15 + supplied
-    total_borrow = totals.total_borrow_base * totals.base_borrow_index // 10**15 + borrowed
+    total_supply = present_value_supply(totals.base_supply_index, totals.total_supply_base) + supplied
+    total_borrow = present_value_borrow(totals.base_borrow_index, totals.total_borrow_base) + borrowed
     top_up = max(0, math.ceil(total_borrow / TARGET_UTILIZATION) - total_supply)
     txs = (fixture.supply_base_txs(provider, top_up) if top_up else []) + account_txs
     chain.fund([provider, *accounts])

@@ -1,35 +1,36 @@
 """Deploy the Morpho Blue-compatible fixture (one singleton, isolated markets) and act on it as users would.
 
-The integer helpers below restate Morpho Blue's MathLib / SharesMathLib / ``_accrueInterest`` /
-``_isHealthy`` / liquidation-incentive arithmetic so that seeding can size positions exactly and tests can
-recompute what the contract does; they are a reference for the fixture, not the indexer's adapter.
+Morpho Blue's MathLib / SharesMathLib / ``_accrueInterest`` / ``_isHealthy`` arithmetic comes from
+``indexer.risk.morpho``; the helpers below only adapt it to the fixture's own types (a bare market state, a
+borrow rate and a timestamp), so that seeding can size positions exactly and tests can recompute what the
+contract does.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-from indexer.constants import MULTICALL3_ADDRESS, UINT256_MAX, WAD
+from indexer.constants import MULTICALL3_ADDRESS, UINT256_MAX, WAD, ZERO_ADDRESS
 from indexer.devnet.anvil import DevnetError
 from indexer.devnet.chain import DevChain, Tx, artifact
 from indexer.devnet.seed import seeded_address
+from indexer.risk import morpho as risk
+from indexer.risk.morpho import ORACLE_PRICE_SCALE, mul_div_down, w_mul_down
 
-# --- Morpho Blue constants (ConstantsLib, SharesMathLib) -------------------------------------------
-ORACLE_PRICE_SCALE = 10**36
-LIQUIDATION_CURSOR = 3 * 10**17
-MAX_LIQUIDATION_INCENTIVE_FACTOR = 115 * 10**16
+# --- Morpho Blue constants not used by the risk module (ConstantsLib; fixture rate units) ---------------
 MAX_FEE = 25 * 10**16
-VIRTUAL_SHARES = 10**6
-VIRTUAL_ASSETS = 1
 SECONDS_PER_YEAR = 365 * 24 * 3600
 
 MARKET_PARAMS_TYPES = ["address", "address", "address", "address", "uint256"]
+# Stands in for the IRM when the fixture's arithmetic goes through indexer.risk.morpho (which accrues nothing
+# for the zero address); the borrow rate is always passed explicitly.
+_PLACEHOLDER_IRM = "0x" + "00" * 19 + "01"
 
 # Fee recipient of the fixture singleton (a fixed, keyless address).
 FEE_RECIPIENT = to_checksum_address(keccak(b"indexer-demo:morpho-fee-recipient")[12:])
@@ -44,56 +45,7 @@ COLLATERAL_ONLY_SHARE = 0.05
 LENDER_INDEX_BASE = 20_000_000
 
 
-# --- MathLib / SharesMathLib, integer for integer -------------------------------------------------
-def mul_div_down(x: int, y: int, d: int) -> int:
-    return x * y // d
-
-
-def mul_div_up(x: int, y: int, d: int) -> int:
-    return (x * y + (d - 1)) // d
-
-
-def w_mul_down(x: int, y: int) -> int:
-    return mul_div_down(x, y, WAD)
-
-
-def w_div_down(x: int, y: int) -> int:
-    return mul_div_down(x, WAD, y)
-
-
-def w_div_up(x: int, y: int) -> int:
-    return mul_div_up(x, WAD, y)
-
-
-def w_taylor_compounded(x: int, n: int) -> int:
-    """First three non-zero terms of the Taylor expansion of e^(nx) - 1 (MathLib.wTaylorCompounded)."""
-    first = x * n
-    second = mul_div_down(first, first, 2 * WAD)
-    third = mul_div_down(second, first, 3 * WAD)
-    return first + second + third
-
-
-def to_shares_down(assets: int, total_assets: int, total_shares: int) -> int:
-    return mul_div_down(assets, total_shares + VIRTUAL_SHARES, total_assets + VIRTUAL_ASSETS)
-
-
-def to_shares_up(assets: int, total_assets: int, total_shares: int) -> int:
-    return mul_div_up(assets, total_shares + VIRTUAL_SHARES, total_assets + VIRTUAL_ASSETS)
-
-
-def to_assets_down(shares: int, total_assets: int, total_shares: int) -> int:
-    return mul_div_down(shares, total_assets + VIRTUAL_ASSETS, total_shares + VIRTUAL_SHARES)
-
-
-def to_assets_up(shares: int, total_assets: int, total_shares: int) -> int:
-    return mul_div_up(shares, total_assets + VIRTUAL_ASSETS, total_shares + VIRTUAL_SHARES)
-
-
-def liquidation_incentive_factor(lltv: int) -> int:
-    """min(MAX_LIQUIDATION_INCENTIVE_FACTOR, WAD.wDivDown(WAD - LIQUIDATION_CURSOR.wMulDown(WAD - lltv)))."""
-    return min(MAX_LIQUIDATION_INCENTIVE_FACTOR, w_div_down(WAD, WAD - w_mul_down(LIQUIDATION_CURSOR, WAD - lltv)))
-
-
+# --- Morpho arithmetic in the fixture's terms (the formulas live in indexer.risk.morpho) -----------------
 def max_borrow(collateral: int, price: int, lltv: int) -> int:
     """``collateral.mulDivDown(price, ORACLE_PRICE_SCALE).wMulDown(lltv)`` (rounded down twice)."""
     return w_mul_down(mul_div_down(collateral, price, ORACLE_PRICE_SCALE), lltv)
@@ -216,22 +168,30 @@ class Accrual:
     fee_shares: int  # supply shares minted to the fee recipient
 
 
+def _risk_market(state: MorphoMarketState, *, timestamp: int, borrow_rate: int = 0, price: int = 0, lltv: int = 0) -> risk.MorphoMarket:
+    """``state`` as ``indexer.risk.morpho.MorphoMarket`` at ``timestamp``. The id, tokens and oracle are not read
+    by the arithmetic and are left zero; the IRM is a non-zero placeholder so that ``borrow_rate`` is applied."""
+    return risk.MorphoMarket(
+        market_id="0x" + "00" * 32, loan_token=ZERO_ADDRESS, collateral_token=ZERO_ADDRESS, oracle=ZERO_ADDRESS, irm=_PLACEHOLDER_IRM,
+        lltv=lltv, price=price, borrow_rate=borrow_rate, block_timestamp=timestamp,
+        **asdict(state),  # the totals, last_update and fee: the same field names in both dataclasses
+    )
+
+
 def accrue_interest(state: MorphoMarketState, borrow_rate: int, timestamp: int) -> Accrual:
     """Morpho._accrueInterest with ``borrow_rate`` as the IRM's answer (elapsed 0 -> no change)."""
-    elapsed = timestamp - state.last_update
-    if elapsed == 0:
+    if timestamp == state.last_update:
         return Accrual(state, 0, 0, 0)
-    interest = w_mul_down(state.total_borrow_assets, w_taylor_compounded(borrow_rate, elapsed))
-    tba = state.total_borrow_assets + interest
-    tsa = state.total_supply_assets + interest
-    tss = state.total_supply_shares
-    fee_shares = 0
-    if state.fee != 0:
-        fee_amount = w_mul_down(interest, state.fee)
-        fee_shares = to_shares_down(fee_amount, tsa - fee_amount, tss)
-        tss += fee_shares
-    new = replace(state, total_supply_assets=tsa, total_supply_shares=tss, total_borrow_assets=tba, last_update=timestamp)
-    return Accrual(new, borrow_rate, interest, fee_shares)
+    now = risk.accrued(_risk_market(state, timestamp=timestamp, borrow_rate=borrow_rate))
+    new = replace(
+        state,
+        total_supply_assets=now.total_supply_assets,
+        total_supply_shares=now.total_supply_shares,
+        total_borrow_assets=now.total_borrow_assets,
+        last_update=timestamp,
+    )
+    interest = now.total_borrow_assets - state.total_borrow_assets
+    return Accrual(new, borrow_rate, interest, now.total_supply_shares - state.total_supply_shares)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +204,9 @@ class MorphoPosition:
 
 
 def is_healthy(position: MorphoPosition, state: MorphoMarketState, price: int, lltv: int) -> bool:
-    """Morpho._isHealthy: no borrow shares -> healthy; else maxBorrow (floored twice) >= toAssetsUp(shares)."""
-    if position.borrow_shares == 0:
-        return True
-    borrowed = to_assets_up(position.borrow_shares, state.total_borrow_assets, state.total_borrow_shares)
-    return max_borrow(position.collateral, price, lltv) >= borrowed
+    """Morpho._isHealthy (``indexer.risk.morpho.is_healthy``) on the stored totals ``state``."""
+    market = _risk_market(state, timestamp=state.last_update, price=price, lltv=lltv)
+    return risk.is_healthy(market, risk.MorphoPosition(ZERO_ADDRESS, position.supply_shares, position.borrow_shares, position.collateral))
 
 
 @dataclass(frozen=True, slots=True)
