@@ -110,8 +110,22 @@ class MorphoBlueConfig(BaseModel):
     interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-ProtocolConfig = Annotated[AaveV3Config | CompoundV3Config | MorphoBlueConfig, Field(discriminator="kind")]
-PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue")
+class SynthetixPerpsV2Config(BaseModel):
+    """Synthetix PerpsV2 markets (their proxies) and the PerpsV2MarketSettings they read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    kind: Literal["synthetix_perps_v2"] = Field(description="adapter kind")
+    chain: str = Field(description="key of the chain in [chains]")
+    markets: list[Address] = Field(min_length=1, description="market proxies, e.g. PerpsV2ProxyETHPERP")
+    market_settings: Address = Field(description="the PerpsV2MarketSettings contract")
+    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+ProtocolConfig = Annotated[AaveV3Config | CompoundV3Config | MorphoBlueConfig | SynthetixPerpsV2Config, Field(discriminator="kind")]
+PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2")
 
 
 class Settings(BaseSettings):

@@ -51,7 +51,7 @@ class PositionLeg:
 
     asset: str  # token address, checksummed
     symbol: str  # token symbol
-    side: str  # "collateral", "debt", or "supply" (lent, not counted as collateral, e.g. Comet base supply)
+    side: str  # "collateral", "debt", "supply" (lent, not collateral, e.g. Comet base supply), or "long"/"short" (perps)
     amount: int  # raw token units at the pinned block (balanceOf)
     decimals: int  # token decimals
     value_usd: int  # value in USD x 1e18, rounded as the protocol rounds it

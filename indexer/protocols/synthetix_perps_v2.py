@@ -1,0 +1,192 @@
+"""Synthetix PerpsV2 adapter: positions per (market proxy, account), decided with ``risk.synthetix_perps``.
+
+Discovery: ``PositionModified`` from each configured market proxy (events are emitted by the proxy).
+Reads per snapshot, all through Multicall3 at the pinned block:
+1. per market: ``marketKey``, ``baseAsset``, ``assetPrice``, ``marketSkew``, funding state; settings;
+2. per market: the latest funding-sequence entry and the settings keyed by the market key;
+3. per (market, account): ``positions(account)`` and ``isFlagged(account)``;
+4. the funding-sequence entries at the positions' ``lastFundingIndex``.
+Everything else (PnL, funding, margins, the verdict, the liquidation price) is computed off-chain with
+the protocol's 18-decimal arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from indexer.chain.abi import load_abi
+from indexer.chain.multicall import Call
+from indexer.constants import ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.errors import DecodeError
+from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition, approx_liquidation_price, exact_liquidation_price, verdict
+
+log = logging.getLogger(__name__)
+
+_MARKET_VIEWS = ("marketKey", "baseAsset", "assetPrice", "marketSkew", "fundingSequenceLength", "fundingLastRecomputed", "fundingRateLastRecomputed")
+_KEYED_SETTINGS = ("skewScale", "maxFundingVelocity", "liquidationBufferRatio", "liquidationPremiumMultiplier")
+_GLOBAL_SETTINGS = ("liquidationFeeRatio", "minKeeperFee", "maxKeeperFee", "keeperLiquidationFee")
+
+
+@dataclass(frozen=True, slots=True)
+class PerpsSnapshot:
+    """What ``load_market`` read: every configured market at the pinned block."""
+
+    markets: dict[str, PerpsMarket]  # by proxy address (checksummed)
+    prices: tuple[PriceReading, ...]
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\0").decode(errors="replace")
+
+
+class SynthetixPerpsV2Adapter(ProtocolAdapter):
+    """Synthetix PerpsV2 markets on one chain."""
+
+    kind = "synthetix_perps_v2"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.abi = load_abi("PerpsV2Market")
+        self.settings_abi = load_abi("PerpsV2MarketSettings")
+
+    def load_market(self, block: BlockRef) -> PerpsSnapshot:
+        n, fn, sfn = block.number, self.abi.fn, self.settings_abi.fn
+        settings = self.config.market_settings
+        markets = [to_checksum_address(m) for m in self.config.markets]
+        first = self.multicall.run(
+            [Call(m, fn(name)) for m in markets for name in _MARKET_VIEWS] + [Call(settings, sfn(name)) for name in _GLOBAL_SETTINGS], n
+        )
+        per = len(_MARKET_VIEWS)
+        globals_ = {name: r.one() for name, r in zip(_GLOBAL_SETTINGS, first[per * len(markets) :], strict=True)}
+        views = []
+        for k, m in enumerate(markets):
+            values = first[k * per : (k + 1) * per]
+            if not all(r.ok for r in values):
+                raise DecodeError(f"PerpsV2 market {m} did not answer its views at block {n}: {next(r.error for r in values if not r.ok)}")
+            views.append(dict(zip(_MARKET_VIEWS, (r.value for r in values), strict=True)))
+        second_calls: list[Call] = []
+        for m, v in zip(markets, views, strict=True):
+            key = v["marketKey"][0]
+            second_calls.append(Call(m, fn("fundingSequence"), (v["fundingSequenceLength"][0] - 1,)))
+            second_calls += [Call(settings, sfn(name), (key,)) for name in _KEYED_SETTINGS]
+        second = self.multicall.run(second_calls, n)
+        out: dict[str, PerpsMarket] = {}
+        prices = []
+        step = 1 + len(_KEYED_SETTINGS)
+        for k, (m, v) in enumerate(zip(markets, views, strict=True)):
+            latest, *keyed = (r.one() for r in second[k * step : (k + 1) * step])
+            price, invalid = v["assetPrice"]
+            market = PerpsMarket(
+                address=m,
+                market_key=v["marketKey"][0],
+                base_asset=_text(v["baseAsset"][0]),
+                price=price,
+                price_invalid=bool(invalid),
+                skew=v["marketSkew"][0],
+                funding_last_recomputed=v["fundingLastRecomputed"][0],
+                funding_rate_last_recomputed=v["fundingRateLastRecomputed"][0],
+                latest_funding_entry=latest,
+                skew_scale=keyed[0],
+                max_funding_velocity=keyed[1],
+                liquidation_buffer_ratio=keyed[2],
+                liquidation_premium_multiplier=keyed[3],
+                liquidation_fee_ratio=globals_["liquidationFeeRatio"],
+                min_keeper_fee=globals_["minKeeperFee"],
+                max_keeper_fee=globals_["maxKeeperFee"],
+                keeper_liquidation_fee=globals_["keeperLiquidationFee"],
+                block_timestamp=block.timestamp,
+            )
+            if invalid:
+                log.warning("perps %s: market %s (%s) reports an invalid price at block %d; canLiquidate is false there", self.name, m, market.base_asset, n)
+            out[m] = market
+            prices.append(PriceReading(m, market.base_asset, price, 18, m, None, None))
+        return PerpsSnapshot(out, tuple(prices))
+
+    def log_filter(self, market: PerpsSnapshot) -> LogFilter:
+        return LogFilter(addresses=list(market.markets), topics=[[self.abi.event("PositionModified").topic0]])
+
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
+        ev = self.abi.event("PositionModified")
+        i = ev.topic_index("account")
+        keys: set[AccountKey] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            if topics[0].lower() != ev.topic0 or len(topics) <= i:
+                continue
+            account = to_checksum_address("0x" + topics[i][-40:])
+            if account != ZERO_ADDRESS:
+                keys.add(AccountKey(account, to_checksum_address(entry["address"])))
+        return keys
+
+    def prices(self, market: PerpsSnapshot) -> list[PriceReading]:
+        return list(market.prices)
+
+    def positions(self, market: PerpsSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
+        keys = [k for k in sorted(accounts) if k.market in market.markets]
+        fn = self.abi.fn
+        results = self.multicall.run([Call(k.market, fn(name), (k.account,)) for k in keys for name in ("positions", "isFlagged")], block.number)
+        raw = []
+        for j, key in enumerate(keys):
+            pos_r, flag_r = results[2 * j], results[2 * j + 1]
+            if not (pos_r.ok and flag_r.ok):
+                raise DecodeError(f"PerpsV2 positions({key.account}) on {key.market} failed at block {block.number}: {pos_r.error or flag_r.error}")
+            pid, last_index, margin, last_price, size = pos_r.one()
+            if size or margin:
+                raw.append((key, pid, last_index, margin, last_price, size, bool(flag_r.one())))
+        wanted = sorted({(key.market, idx) for key, _, idx, *_ in raw})
+        entries_r = self.multicall.run([Call(m, fn("fundingSequence"), (idx,)) for m, idx in wanted], block.number)
+        entries = {w: r.one() for w, r in zip(wanted, entries_r, strict=True)}
+        out = []
+        for key, pid, last_index, margin, last_price, size, flagged in raw:
+            p = PerpsPosition(key.account, pid, last_index, margin, last_price, size, entries[(key.market, last_index)])
+            out.append(self.position_of(market.markets[key.market], p, flagged, block))
+        return out
+
+    def position_of(self, m: PerpsMarket, p: PerpsPosition, flagged: bool, block: BlockRef) -> Position:
+        v = verdict(m, p)
+        exact = exact_liquidation_price(m, p)
+        legs = [PositionLeg(m.address, "sUSD", "collateral", p.margin, 18, p.margin, 0)]
+        if p.size:
+            legs.append(PositionLeg(m.address, m.base_asset, "long" if p.size > 0 else "short", abs(p.size), 18, abs(v.notional), 0))
+        details = {
+            "market_key": _text(m.market_key),
+            "size": str(p.size),
+            "last_price": str(p.last_price),
+            "mark_price": str(m.price),
+            "price_invalid": str(m.price_invalid).lower(),
+            "profit_loss": str(v.profit_loss),
+            "accrued_funding": str(v.accrued_funding),
+            "remaining_margin": str(v.remaining_margin),
+            "liquidation_margin": str(v.liquidation_margin),
+            "liquidation_premium": str(v.liquidation_premium),
+            "liquidation_fee": str(v.liquidation_fee),
+            "protocol_liquidation_price": str(approx_liquidation_price(m, p)),
+            "flagged": str(flagged).lower(),
+            "verdict": "liquidatable" if v.can_liquidate else ("invalid price" if v.rule else ("no position" if not p.size else "healthy")),
+        }
+        move = None
+        if exact is not None:
+            details["liquidation_price"] = str(exact)
+            move = abs(m.price - exact) / m.price if m.price else None
+        return Position(
+            protocol=self.name,
+            kind=self.kind,
+            account=p.account,
+            block=block,
+            collateral_usd=p.margin,
+            debt_usd=0,
+            nlv_usd=v.remaining_margin,
+            health_factor=v.health_factor,
+            liquidatable=v.can_liquidate,
+            liquidation_threshold_bps=m.liquidation_buffer_ratio // 10**14,
+            price_drop_to_liquidation=move,
+            legs=tuple(legs),
+            details=details,
+            market=m.address,
+        )
