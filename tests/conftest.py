@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, Settings
+from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, Settings, SynthetixPerpsV2Config
 from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain
 from indexer.devnet.comet_market import CometFixture, CometSeedResult, deploy_comet_market, seed_comet_accounts
+from indexer.devnet.synthetix_perps import PerpsFixture, PerpsSeedResult, deploy_perps_v2, seed_perps_positions
 from indexer.devnet.morpho_market import MorphoFixture, MorphoSeedResult, deploy_morpho, seed_morpho_positions
 from indexer.devnet.seed import SeedResult, provide_liquidity, seed_accounts, seeded_address
 from indexer.store.db import make_engine
@@ -80,6 +81,12 @@ def market_v36(devchain: DevChain) -> Market:
     return _seeded_market(devchain, 10, seed=13)
 
 
+@pytest.fixture(scope="session")
+def aave_markets(market_v35: Market, market_v33: Market, market_v36: Market) -> None:
+    """The Aave markets' set-up moves the clock 17 days each: the other protocols are seeded after it, so
+    that their positions start from the state their seeding intended, whichever test runs first."""
+
+
 @dataclass
 class Morpho:
     """The deployed, seeded Morpho Blue fixture and a funded liquidator."""
@@ -93,7 +100,7 @@ MORPHO_POSITIONS = 240
 
 
 @pytest.fixture(scope="session")
-def morpho(devchain: DevChain) -> Morpho:
+def morpho(devchain: DevChain, aave_markets: None) -> Morpho:
     """Five markets (LLTV 0.625 .. 0.945; loan tokens of 6 and 18 decimals, collateral of 8 and 18)."""
     fixture = deploy_morpho(devchain)
     seeded = seed_morpho_positions(fixture, MORPHO_POSITIONS, random.Random(31), seed=31)
@@ -115,15 +122,35 @@ COMET_ACCOUNTS = 260
 
 
 @pytest.fixture(scope="session")
-def comet(devchain: DevChain) -> Comet:
+def comet(devchain: DevChain, aave_markets: None) -> Comet:
     """A cUSDCv3-like Comet: USDC base (6 decimals), WETH / WBTC / LINK collateral, 8-decimal feeds."""
     fixture = deploy_comet_market(devchain)
     seeded = seed_comet_accounts(fixture, COMET_ACCOUNTS, random.Random(41), seed=41)
     return Comet(fixture, seeded, seeded_address(41, -7))
 
 
+@dataclass
+class Perps:
+    """The deployed, seeded Synthetix PerpsV2 fixture."""
+
+    fixture: PerpsFixture
+    seeded: PerpsSeedResult
+    keeper: str
+
+
+PERPS_POSITIONS = 240
+
+
+@pytest.fixture(scope="session")
+def perps(devchain: DevChain, aave_markets: None) -> Perps:
+    """sETHPERP and sBTCPERP, skewed opposite ways so that funding runs both directions."""
+    fixture = deploy_perps_v2(devchain)
+    seeded = seed_perps_positions(fixture, PERPS_POSITIONS, random.Random(51), seed=51)
+    return Perps(fixture, seeded, seeded_address(51, -7))
+
+
 @pytest.fixture()
-def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho, comet: Comet) -> Iterator[DevChain]:
+def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho, comet: Comet, perps: Perps) -> Iterator[DevChain]:
     """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
 
     It depends on the markets so that they are deployed before the snapshot, never inside one.
@@ -135,6 +162,17 @@ def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, mark
 
 def comet_settings(anvil: Anvil, fixture: CometFixture, db_url: str, *, name: str = "comet-test") -> tuple[Settings, CompoundV3Config]:
     proto = CompoundV3Config(name=name, kind="compound_v3", chain="local", comet=fixture.comet, start_block=0)
+    settings = Settings(
+        database_url=db_url,
+        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
+        protocols=[proto],
+    )
+    return settings, proto
+
+
+def perps_settings(anvil: Anvil, fixture: PerpsFixture, db_url: str, *, name: str = "perps-test") -> tuple[Settings, SynthetixPerpsV2Config]:
+    markets = [m.address for m in fixture.markets.values()]
+    proto = SynthetixPerpsV2Config(name=name, kind="synthetix_perps_v2", chain="local", markets=markets, market_settings=fixture.settings)
     settings = Settings(
         database_url=db_url,
         chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},

@@ -117,6 +117,8 @@ PAIRS = [
     ("MorphoBlue", "Morpho"),
     ("MorphoOracle", "MorphoOracleMock"),
     ("MorphoIrm", "MorphoLinearIrm"),
+    ("PerpsV2Market", "PerpsV2Market"),
+    ("PerpsV2MarketSettings", "PerpsV2MarketSettings"),
 ]
 
 
@@ -287,6 +289,30 @@ SELECTORS: dict[tuple[str, str], str] = {
     ("MorphoOracle", "price"): "0xa035b1fe",
     ("MorphoIrm", "borrowRateView"): "0x8c00bf6b",
     ("MorphoIrm", "borrowRate"): "0x9451fed4",
+    ("PerpsV2Market", "positions"): "0x55f57510",
+    ("PerpsV2Market", "remainingMargin"): "0x9cfbf4e4",
+    ("PerpsV2Market", "accessibleMargin"): "0x785cdeec",
+    ("PerpsV2Market", "liquidationPrice"): "0x964db90c",
+    ("PerpsV2Market", "canLiquidate"): "0xb9f4ff55",
+    ("PerpsV2Market", "notionalValue"): "0xb895daab",
+    ("PerpsV2Market", "profitLoss"): "0xb111dfac",
+    ("PerpsV2Market", "accruedFunding"): "0x1bf556d0",
+    ("PerpsV2Market", "liquidationFee"): "0xc8023af4",
+    ("PerpsV2Market", "assetPrice"): "0xd24378eb",
+    ("PerpsV2Market", "isFlagged"): "0xfef48a99",
+    ("PerpsV2Market", "marketKey"): "0xd7103a46",
+    ("PerpsV2Market", "baseAsset"): "0xcdf456e1",
+    ("PerpsV2Market", "marketSkew"): "0x2b58ecef",
+    ("PerpsV2Market", "flagPosition"): "0x909bc379",
+    ("PerpsV2Market", "liquidatePosition"): "0x7498a0f0",
+    ("PerpsV2Market", "forceLiquidatePosition"): "0x3c92b8ec",
+    ("PerpsV2MarketSettings", "liquidationFeeRatio"): "0xcfe71103",
+    ("PerpsV2MarketSettings", "liquidationBufferRatio"): "0xfa92f590",
+    ("PerpsV2MarketSettings", "minKeeperFee"): "0x13995502",
+    ("PerpsV2MarketSettings", "maxKeeperFee"): "0xacdde53e",
+    ("PerpsV2MarketSettings", "keeperLiquidationFee"): "0x2e94e9cf",
+    ("PerpsV2MarketSettings", "liquidationPremiumMultiplier"): "0x2814affe",
+    ("PerpsV2MarketSettings", "skewScale"): "0xb9f4e160",
 }
 
 TOPIC0S: dict[tuple[str, str], str] = {
@@ -326,6 +352,10 @@ TOPIC0S: dict[tuple[str, str], str] = {
     ("MorphoBlue", "Liquidate"): "0xa4946ede45d0c6f06a0f5ce92c9ad3b4751452d2fe0e25010783bcab57a67e41",
     ("MorphoBlue", "AccrueInterest"): "0x9d9bd501d0657d7dfe415f779a620a62b78bc508ddc0891fbbd8b7ac0f8fce87",
     ("MorphoBlue", "SetFee"): "0x139d6f58e9a127229667c8e3b36e88890a66cfc8ab1024ddc513e189e125b75b",
+    ("PerpsV2Market", "PositionModified"): "0xc0d933baa356386a245ade48f9a9c59db4612af2b5b9c17de5b451c628760f43",
+    ("PerpsV2Market", "PositionLiquidated"): "0x8e83cfbf9c95216dce50909e376c0dcc3e23129a3aa1edd5013fa8b41648f883",
+    ("PerpsV2Market", "PositionFlagged"): "0x68f13e2f9a2abe2d658fcd5ec2405a8ccf6521ff0ec3915d2ad638981d37e697",
+    ("PerpsV2Market", "MarginTransferred"): "0xe20b33a51269d7e4c48682ccfacaf1ca004fdec7b161e7098e4847a0c05d0ce2",
 }
 
 
