@@ -153,16 +153,17 @@ def test_demo_leaves_a_database_at_risk_reads(tmp_path: Path) -> None:
         ("aave-v3-demo", "aave_v3"),
         ("compound-v3-demo", "compound_v3"),
         ("morpho-blue-demo", "morpho_blue"),
+        ("synthetix-perps-demo", "synthetix_perps_v2"),
     }
-    assert all(r["market"].startswith("0x") == (r["kind"] == "morpho_blue") for r in rows)
+    assert all(r["market"].startswith("0x") == (r["kind"] in ("morpho_blue", "synthetix_perps_v2")) for r in rows)
     # One address's positions in every protocol, side by side.
     everyone = json.loads(indexer("at-risk", "--json", "--below", "1000000", cwd=tmp_path).stdout)
     kinds: dict[str, set[str]] = {}
     for r in everyone:
         kinds.setdefault(r["address"], set()).add(r["kind"])
-    address = next(a for a, k in kinds.items() if len(k) == 3)
+    address = next(a for a, k in kinds.items() if len(k) == 4)
     mine = json.loads(indexer("account", address, "--json", cwd=tmp_path).stdout)
-    assert {r["kind"] for r in mine} == {"aave_v3", "compound_v3", "morpho_blue"}
+    assert {r["kind"] for r in mine} == {"aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2"}
 
 
 def test_rpc_secret_never_reaches_logs_or_the_database(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]

@@ -12,13 +12,14 @@ from fractions import Fraction
 from rich.console import Console
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, ProtocolConfig, Settings
+from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, ProtocolConfig, Settings, SynthetixPerpsV2Config
 from indexer.constants import WAD
 from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain, Tx
 from indexer.devnet.comet_market import CometFixture, deploy_comet_market, seed_comet_accounts
 from indexer.devnet.morpho_market import MorphoFixture, deploy_morpho, oracle_price, seed_morpho_positions
+from indexer.devnet.synthetix_perps import PerpsFixture, deploy_perps_v2, seed_perps_positions
 from indexer.devnet.seed import provide_liquidity, seed_accounts, seeded_address
 from indexer.display import positions_table
 from indexer.pipeline import run_snapshot
@@ -30,6 +31,9 @@ DEMO_CHAIN = "anvil-demo"
 DEMO_PROTOCOL = "aave-v3-demo"
 DEMO_COMET = "compound-v3-demo"
 DEMO_MORPHO = "morpho-blue-demo"
+DEMO_PERPS = "synthetix-perps-demo"
+# Perps markets follow the book's price of their base asset (USD x 1e8 in the book, 1e18 in the market).
+PERPS_UNDERLYING = {"sETHPERP": "WETH", "sBTCPERP": "WBTC"}
 # Morpho loan tokens valued in USD through these feeds (deployed by the demo, 8 decimals).
 MORPHO_USD_FEEDS = ("USDC", "WETH")
 # Price drift and volatility per round of the demo's volatile assets: a falling market, so that
@@ -46,11 +50,20 @@ def _raise_system_exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def demo_settings(url: str, aave: AaveFixture, comet: CometFixture, morpho: MorphoFixture, usd_feeds: dict[str, str], database_url: str) -> Settings:
+def demo_settings(
+    url: str, aave: AaveFixture, comet: CometFixture, morpho: MorphoFixture, perps: PerpsFixture, usd_feeds: dict[str, str], database_url: str
+) -> Settings:
     protos: list[ProtocolConfig] = [
         AaveV3Config(name=DEMO_PROTOCOL, kind="aave_v3", chain=DEMO_CHAIN, pool_addresses_provider=aave.provider),
         CompoundV3Config(name=DEMO_COMET, kind="compound_v3", chain=DEMO_CHAIN, comet=comet.comet),
         MorphoBlueConfig(name=DEMO_MORPHO, kind="morpho_blue", chain=DEMO_CHAIN, morpho=morpho.morpho, usd_feeds=usd_feeds),
+        SynthetixPerpsV2Config(
+            name=DEMO_PERPS,
+            kind="synthetix_perps_v2",
+            chain=DEMO_CHAIN,
+            markets=[m.address for m in perps.markets.values()],
+            market_settings=perps.settings,
+        ),
     ]
     return Settings(
         database_url=database_url,
@@ -59,8 +72,9 @@ def demo_settings(url: str, aave: AaveFixture, comet: CometFixture, morpho: Morp
     )
 
 
-def _push_prices(book: dict[str, int], aave: AaveFixture, comet: CometFixture, morpho: MorphoFixture, feeds: dict[str, str]) -> None:
-    """Every protocol's oracle to the book's USD prices (USD x 1e8): Aave and Comet feeds, Morpho market oracles."""
+def _push_prices(book: dict[str, int], aave: AaveFixture, comet: CometFixture, morpho: MorphoFixture, perps: PerpsFixture, feeds: dict[str, str]) -> None:
+    """Every protocol's oracle to the book's USD prices (USD x 1e8): Aave and Comet feeds, Morpho market
+    oracles, the perps markets' prices."""
     chain = aave.chain
     for sym, price in book.items():
         if sym in aave.assets and aave.price(sym) != price:
@@ -74,6 +88,9 @@ def _push_prices(book: dict[str, int], aave: AaveFixture, comet: CometFixture, m
         price = oracle_price(Fraction(book[coll], book[loan]), morpho.decimals(loan), morpho.decimals(coll))
         if morpho.price(market) != price:
             morpho.set_price(market, price)
+    for key, sym in PERPS_UNDERLYING.items():
+        if key in perps.markets and perps.price(key)[0] != book[sym] * 10**10:
+            perps.set_price(key, book[sym] * 10**10)
 
 
 def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, console: Console) -> None:
@@ -88,28 +105,31 @@ def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, consol
         market = deploy_aave_market(chain)
         comet = deploy_comet_market(chain)
         morpho = deploy_morpho(chain)
+        perps = deploy_perps_v2(chain)
         feeds = {sym: chain.deploy("MockAggregatorV3", 8, f"{sym} / USD", market.price(sym)) for sym in MORPHO_USD_FEEDS}
         book = {sym: market.price(sym) for sym in market.assets}
-        _push_prices(book, market, comet, morpho, feeds)
+        _push_prices(book, market, comet, morpho, perps, feeds)
         provide_liquidity(market, seeded_address(seed, -1))
         initial = max(1, int(accounts * DEMO_INITIAL_SHARE)) if rounds > 1 else accounts
         seeded = seed_accounts(market, initial, rng, seed=seed)
         # The same seeded addresses borrow on all three protocols, as many real accounts do.
         comet_seeded = seed_comet_accounts(comet, accounts, rng, seed=seed)
         morpho_seeded = seed_morpho_positions(morpho, accounts, rng, seed=seed)
+        perps_seeded = seed_perps_positions(perps, accounts, rng, seed=seed)
         console.print(
             f"seeded Aave: {len(seeded.accounts)} accounts ({len(seeded.borrowers)} borrowers, {len(seeded.emode_users)} in eMode); "
             f"Compound V3: {len(comet_seeded.accounts)} accounts ({len(comet_seeded.borrowers)} borrowers); "
-            f"Morpho Blue: {len(morpho_seeded.positions)} positions in {len(morpho.markets)} markets"
+            f"Morpho Blue: {len(morpho_seeded.positions)} positions in {len(morpho.markets)} markets; "
+            f"Synthetix PerpsV2: {len(perps_seeded.longs)} longs, {len(perps_seeded.shorts)} shorts"
         )
-        settings = demo_settings(node.url, market, comet, morpho, {morpho.tokens[s]: feeds[s] for s in MORPHO_USD_FEEDS}, database_url)
+        settings = demo_settings(node.url, market, comet, morpho, perps, {morpho.tokens[s]: feeds[s] for s in MORPHO_USD_FEEDS}, database_url)
         next_index = initial
         late = accounts - initial
         for r in range(rounds):
             if r > 0:
                 for sym, drift in DEMO_DRIFT.items():
                     book[sym] = max(1, int(book[sym] * math.exp(rng.gauss(drift, DEMO_VOLATILITY))))
-                _push_prices(book, market, comet, morpho, feeds)
+                _push_prices(book, market, comet, morpho, perps, feeds)
                 joining = late // (rounds - 1) + (1 if r <= late % (rounds - 1) else 0)
                 if joining:
                     seed_accounts(market, joining, rng, first_index=next_index, seed=seed)
