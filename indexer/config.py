@@ -124,8 +124,28 @@ class SynthetixPerpsV2Config(BaseModel):
     interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-ProtocolConfig = Annotated[AaveV3Config | CompoundV3Config | MorphoBlueConfig | SynthetixPerpsV2Config, Field(discriminator="kind")]
-PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2")
+class GmxV2Config(BaseModel):
+    """GMX v2 (gmx-synthetics): DataStore, Reader and EventEmitter, priced from Chainlink feeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    kind: Literal["gmx_v2"] = Field(description="adapter kind")
+    chain: str = Field(description="key of the chain in [chains]")
+    data_store: Address = Field(description="the DataStore")
+    reader: Address = Field(description="the Reader (redeployed on GMX upgrades: keep it current)")
+    event_emitter: Address = Field(description="the EventEmitter whose PositionIncrease/PositionDecrease logs name accounts")
+    referral_storage: Address = Field(default="0x0000000000000000000000000000000000000000", description="ReferralStorage (discounts)")
+    price_feeds: dict[Address, Address] = Field(min_length=1, description="token -> Chainlink USD feed; every index, long, short token")
+    price_spread_bps: int = Field(default=0, ge=0, lt=10_000, description="min/max spread around the feed price, bps each side")
+    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+ProtocolConfig = Annotated[
+    AaveV3Config | CompoundV3Config | MorphoBlueConfig | SynthetixPerpsV2Config | GmxV2Config, Field(discriminator="kind")
+]
+PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2", "gmx_v2")
 
 
 class Settings(BaseSettings):

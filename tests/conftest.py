@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from indexer.chain.rpc import RpcClient
-from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, MorphoBlueConfig, Settings, SynthetixPerpsV2Config
+from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, GmxV2Config, MorphoBlueConfig, Settings, SynthetixPerpsV2Config
 from indexer.devnet.aave_market import AaveFixture, deploy_aave_market
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.chain import DevChain
 from indexer.devnet.comet_market import CometFixture, CometSeedResult, deploy_comet_market, seed_comet_accounts
+from indexer.devnet.gmx_market import GmxFixture, GmxSeedResult, deploy_gmx, seed_gmx_positions
 from indexer.devnet.synthetix_perps import PerpsFixture, PerpsSeedResult, deploy_perps_v2, seed_perps_positions
 from indexer.devnet.morpho_market import MorphoFixture, MorphoSeedResult, deploy_morpho, seed_morpho_positions
 from indexer.devnet.seed import SeedResult, provide_liquidity, seed_accounts, seeded_address
@@ -149,8 +150,41 @@ def perps(devchain: DevChain, aave_markets: None) -> Perps:
     return Perps(fixture, seeded, seeded_address(51, -7))
 
 
+@dataclass
+class Gmx:
+    """The deployed, seeded GMX v2 fixture and 8-decimal Chainlink-style feeds at its reference prices."""
+
+    fixture: GmxFixture
+    seeded: GmxSeedResult
+    seed_block: int  # the block of the seeding transactions: stored funding/borrowing state is current there
+    feeds: dict[str, str]  # token address -> MockAggregatorV3
+
+    def unit_prices(self, symbol: str) -> tuple[int, int]:
+        """(min, max) per unit x 1e30 as the adapter derives them from the feed (no spread)."""
+        t = self.fixture.tokens[symbol]
+        answer = int(self.fixture.chain.call("MockAggregatorV3", self.feeds[t.address], "latestAnswer")[0])
+        p = answer * 10 ** (30 - t.decimals - 8)
+        return (p, p)
+
+
+GMX_POSITIONS = 240
+
+
+@pytest.fixture(scope="session")
+def gmx(devchain: DevChain, aave_markets: None) -> Gmx:
+    """ETH/USD and BTC/USD markets; open interest imbalanced so funding runs both ways."""
+    fixture = deploy_gmx(devchain)
+    book = fixture.ref_usd()  # feeds first: the seeding block must be priced too
+    feeds = {t.address: devchain.deploy("MockAggregatorV3", 8, f"{sym} / USD", int(book[sym] * 10**8)) for sym, t in fixture.tokens.items()}
+    seeded = seed_gmx_positions(fixture, GMX_POSITIONS, random.Random(61), seed=61)
+    seed_block = devchain.block_number()
+    return Gmx(fixture, seeded, seed_block, feeds)
+
+
 @pytest.fixture()
-def clean_chain(devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho, comet: Comet, perps: Perps) -> Iterator[DevChain]:
+def clean_chain(
+    devchain: DevChain, market_v35: Market, market_v33: Market, market_v36: Market, morpho: Morpho, comet: Comet, perps: Perps, gmx: Gmx
+) -> Iterator[DevChain]:
     """Chain state is restored after the test (evm_revert consumes its snapshot, so take one each time).
 
     It depends on the markets so that they are deployed before the snapshot, never inside one.
@@ -173,6 +207,19 @@ def comet_settings(anvil: Anvil, fixture: CometFixture, db_url: str, *, name: st
 def perps_settings(anvil: Anvil, fixture: PerpsFixture, db_url: str, *, name: str = "perps-test") -> tuple[Settings, SynthetixPerpsV2Config]:
     markets = [m.address for m in fixture.markets.values()]
     proto = SynthetixPerpsV2Config(name=name, kind="synthetix_perps_v2", chain="local", markets=markets, market_settings=fixture.settings)
+    settings = Settings(
+        database_url=db_url,
+        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
+        protocols=[proto],
+    )
+    return settings, proto
+
+
+def gmx_settings(anvil: Anvil, gmx: Gmx, db_url: str, *, name: str = "gmx-test") -> tuple[Settings, GmxV2Config]:
+    fx = gmx.fixture
+    proto = GmxV2Config(
+        name=name, kind="gmx_v2", chain="local", data_store=fx.data_store, reader=fx.reader, event_emitter=fx.event_emitter, price_feeds=gmx.feeds
+    )
     settings = Settings(
         database_url=db_url,
         chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},

@@ -69,6 +69,7 @@ class Abi:
     """The functions and events of one ABI file."""
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._outputs: dict[str, list[dict[str, Any]]] = {}
         self.functions: dict[str, Function] = {}
         self.events: dict[str, Event] = {}
         for entry in entries:
@@ -77,6 +78,7 @@ class Abi:
                 outs = tuple(canonical_type(p) for p in entry.get("outputs", []))
                 sig = f"{entry['name']}({','.join(ins)})"
                 self.functions[entry["name"]] = Function(entry["name"], keccak(text=sig)[:4], ins, outs)
+                self._outputs[entry["name"]] = entry.get("outputs", [])
             elif entry.get("type") == "event":
                 types = [canonical_type(p) for p in entry["inputs"]]
                 sig = f"{entry['name']}({','.join(types)})"
@@ -89,6 +91,23 @@ class Abi:
 
     def event(self, name: str) -> Event:
         return self.events[name]
+
+    def named(self, fn: str, values: tuple[Any, ...]) -> dict[str, Any]:
+        """Decoded outputs of ``fn`` as nested dicts keyed by the ABI's parameter names (structs too)."""
+        return _named(self._outputs[fn], values)
+
+
+def _named(params: list[dict[str, Any]], values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, (param, value) in enumerate(zip(params, values, strict=True)):
+        key = param.get("name") or str(i)
+        if param["type"] == "tuple":
+            out[key] = _named(param["components"], value)
+        elif param["type"].startswith("tuple["):
+            out[key] = [_named(param["components"], v) for v in value]
+        else:
+            out[key] = value
+    return out
 
 
 @cache

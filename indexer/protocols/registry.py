@@ -10,10 +10,11 @@ from indexer.errors import ConfigError
 from indexer.protocols.aave_v3 import AaveV3Adapter
 from indexer.protocols.base import ProtocolAdapter
 from indexer.protocols.compound_v3 import CompoundV3Adapter
+from indexer.protocols.gmx_v2 import GmxV2Adapter
 from indexer.protocols.morpho_blue import MorphoBlueAdapter
 from indexer.protocols.synthetix_perps_v2 import SynthetixPerpsV2Adapter
 
-ADAPTERS: dict[str, type[ProtocolAdapter]] = {cls.kind: cls for cls in (AaveV3Adapter, CompoundV3Adapter, MorphoBlueAdapter, SynthetixPerpsV2Adapter)}
+ADAPTERS: dict[str, type[ProtocolAdapter]] = {cls.kind: cls for cls in (AaveV3Adapter, CompoundV3Adapter, MorphoBlueAdapter, SynthetixPerpsV2Adapter, GmxV2Adapter)}
 
 
 def make_adapter(config: Any, rpc: RpcClient, multicall: Multicaller) -> ProtocolAdapter:

@@ -1,0 +1,247 @@
+"""GMX v2 adapter: every position of the accounts named by position events, decided with ``risk.gmx``.
+
+Discovery: ``EventLog1`` logs of the EventEmitter whose event-name hash is PositionIncrease or
+PositionDecrease; topic 2 is the account. Reads per snapshot (Multicall3, pinned block):
+1. per account: ``Reader.getAccountPositions``; the DataStore's ``MIN_COLLATERAL_USD``;
+2. per market: ``Reader.getMarket`` and the market's liquidation factors from the DataStore;
+3. the configured Chainlink feeds and token decimals -> (min, max) prices per unit x 1e30;
+4. per position: ``Reader.getPositionInfo`` at those prices (PnL and fees with pending borrowing/funding).
+The verdict is ``isPositionLiquidatable`` with ``forLiquidation=true`` on those values, as a keeper's
+liquidation decides it after updating funding and borrowing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+
+from indexer.chain.abi import load_abi
+from indexer.chain.multicall import Call
+from indexer.constants import USD_SCALE, ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.errors import DecodeError
+from indexer.pricing.chainlink import read_feeds
+from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.risk.gmx import (
+    FLOAT_PRECISION,
+    GmxPosition,
+    apply_factor,
+    health_factor,
+    is_liquidatable_remaining,
+    liquidation_price,
+    remaining_collateral_usd,
+)
+
+log = logging.getLogger(__name__)
+
+# Positions read per account in one getAccountPositions call (GMX UIs page the same way).
+MAX_POSITIONS_PER_ACCOUNT = 100
+POSITION_EVENTS = ("PositionIncrease", "PositionDecrease")
+
+
+# --- DataStore keys, as gmx-synthetics Keys.sol derives them ---------------------------------------------
+def key_of(name: str) -> bytes:
+    return keccak(encode(["string"], [name]))
+
+
+def market_key(name: str, market: str) -> bytes:
+    return keccak(encode(["bytes32", "address"], [key_of(name), market]))
+
+
+MIN_COLLATERAL_USD = key_of("MIN_COLLATERAL_USD")
+
+
+@dataclass(frozen=True, slots=True)
+class GmxSnapshot:
+    """Addresses and the block; markets and prices are read in ``positions`` (they depend on the accounts)."""
+
+    block: BlockRef
+    prices: list[PriceReading]
+
+
+class GmxV2Adapter(ProtocolAdapter):
+    """GMX v2 on one chain: DataStore + Reader + EventEmitter."""
+
+    kind = "gmx_v2"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reader_abi = load_abi("GmxReader")
+        self.store_abi = load_abi("GmxDataStore")
+        self.emitter_abi = load_abi("GmxEventEmitter")
+        self.erc20 = load_abi("ERC20")
+
+    def load_market(self, block: BlockRef) -> GmxSnapshot:
+        return GmxSnapshot(block, [])
+
+    def log_filter(self, market: GmxSnapshot) -> LogFilter:
+        names = ["0x" + keccak(text=n).hex() for n in POSITION_EVENTS]
+        return LogFilter(addresses=[self.config.event_emitter], topics=[[self.emitter_abi.event("EventLog1").topic0], names])
+
+    def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
+        keys: set[AccountKey] = set()
+        t0 = self.emitter_abi.event("EventLog1").topic0
+        for entry in logs:
+            topics = entry["topics"]
+            if topics[0].lower() == t0 and len(topics) > 2:
+                account = to_checksum_address("0x" + topics[2][-40:])
+                if account != ZERO_ADDRESS:
+                    keys.add(AccountKey(account))
+        return keys
+
+    def prices(self, market: GmxSnapshot) -> list[PriceReading]:
+        return list(market.prices)
+
+    # --- reads -------------------------------------------------------------------------------------
+    def _unit_prices(self, snap: GmxSnapshot, tokens: list[str]) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[str, int]]]:
+        """(min, max) per smallest unit x 1e30 from the configured feeds; a token without a feed fails the run."""
+        feeds_cfg = {to_checksum_address(t): f for t, f in self.config.price_feeds.items()}
+        missing = [t for t in tokens if t not in feeds_cfg]
+        if missing:
+            raise DecodeError(f"gmx {self.name}: no price_feeds entry for token(s) {', '.join(missing)}")
+        n = snap.block.number
+        feeds = read_feeds(self.multicall, [feeds_cfg[t] for t in tokens], n)
+        decimals = self.multicall.run([Call(t, self.erc20.fn("decimals")) for t in tokens], n)
+        symbols = self.multicall.run([Call(t, self.erc20.fn("symbol")) for t in tokens], n)
+        spread = self.config.price_spread_bps
+        out: dict[str, tuple[int, int]] = {}
+        meta: dict[str, tuple[str, int]] = {}
+        for t, dec_r, sym_r in zip(tokens, decimals, symbols, strict=True):
+            feed = feeds.get(feeds_cfg[t])
+            if feed is None or feed.answer <= 0 or not dec_r.ok:
+                raise DecodeError(f"gmx {self.name}: no usable price for {t} at block {n} (feed {feeds_cfg[t]})")
+            exp = 30 - dec_r.one() - feed.decimals
+            mid = feed.answer * 10**exp if exp >= 0 else feed.answer // 10**-exp
+            out[t] = (mid * (10_000 - spread) // 10_000, -(-mid * (10_000 + spread) // 10_000))
+            meta[t] = (sym_r.value[0] if sym_r.ok else t[:8], dec_r.one())
+            snap.prices.append(PriceReading(t, meta[t][0], mid, 30 - dec_r.one(), feed.feed, feed.answer, feed.updated_at))
+        return out, meta
+
+    def positions(self, market: GmxSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
+        n, r, ds = block.number, self.config.reader, self.config.data_store
+        owners = sorted({k.account for k in accounts})
+        first = self.multicall.run(
+            [Call(r, self.reader_abi.fn("getAccountPositions"), (ds, a, 0, MAX_POSITIONS_PER_ACCOUNT)) for a in owners]
+            + [Call(ds, self.store_abi.fn("getUint"), (MIN_COLLATERAL_USD,))],
+            n,
+        )
+        min_collateral_usd = first[-1].one()
+        props = []
+        for account, res in zip(owners, first[:-1], strict=True):
+            if not res.ok:
+                raise DecodeError(f"Reader.getAccountPositions({account}) failed at block {n}: {res.error}")
+            props += [p for p in res.one() if p[1][0] > 0]  # sizeInUsd > 0
+        markets = sorted({to_checksum_address(p[0][1]) for p in props})
+        second = self.multicall.run(
+            [
+                c
+                for m in markets
+                for c in (
+                    Call(r, self.reader_abi.fn("getMarket"), (ds, m)),
+                    Call(ds, self.store_abi.fn("getUint"), (market_key("MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION", m),)),
+                    Call(ds, self.store_abi.fn("getUint"), (market_key("MAX_POSITION_IMPACT_FACTOR_FOR_LIQUIDATIONS", m),)),
+                )
+            ],
+            n,
+        )
+        info: dict[str, tuple[tuple[str, str, str, str], int, int]] = {}
+        for k, m in enumerate(markets):
+            props_m = tuple(to_checksum_address(a) for a in second[3 * k].one())
+            info[m] = (props_m, second[3 * k + 1].one(), second[3 * k + 2].one())  # type: ignore[assignment]
+        tokens = sorted({t for props_m, _, _ in info.values() for t in props_m[1:]} | {to_checksum_address(p[0][2]) for p in props})
+        unit, meta = self._unit_prices(market, tokens)
+        calls, metas = [], []
+        for p in props:
+            account, m, collateral = (to_checksum_address(a) for a in p[0])
+            is_long = bool(p[2][0])
+            key = keccak(encode(["address", "address", "address", "bool"], [account, m, collateral, is_long]))
+            (_, index, long_token, short_token), _, _ = info[m]
+            prices = (unit[index], unit[long_token], unit[short_token])
+            calls.append(Call(r, self.reader_abi.fn("getPositionInfo"), (ds, self.config.referral_storage, key, prices, 0, ZERO_ADDRESS, True)))
+            metas.append((key, account, m, collateral, is_long, index))
+        infos = self.multicall.run(calls, n)
+        out = []
+        for (key, account, m, collateral, is_long, index), res in zip(metas, infos, strict=True):
+            if not res.ok:
+                raise DecodeError(f"Reader.getPositionInfo(0x{key.hex()}) failed at block {n}: {res.error}")
+            (pi,) = self.reader_abi.named("getPositionInfo", res.value).values()  # one unnamed struct
+            nums, fees = pi["position"]["numbers"], pi["fees"]
+            _, min_factor, max_impact = info[m]
+            pos = GmxPosition(
+                key="0x" + key.hex(),
+                account=account,
+                market=m,
+                collateral_token=collateral,
+                index_token=index,
+                is_long=is_long,
+                size_in_usd=nums["sizeInUsd"],
+                size_in_tokens=nums["sizeInTokens"],
+                collateral_amount=nums["collateralAmount"],
+                index_price=unit[index],
+                collateral_price=(fees["collateralTokenPrice"]["min"], fees["collateralTokenPrice"]["max"]),
+                collateral_is_index=collateral == index,
+                base_pnl_usd=pi["basePnlUsd"],
+                impact_usd=pi["executionPriceResult"]["totalImpactUsd"],
+                total_cost_amount=fees["totalCostAmount"],
+                position_fee_usd=apply_factor(nums["sizeInUsd"], fees["positionFeeFactor"]),
+                borrowing_fee_usd=fees["borrowing"]["borrowingFeeUsd"],
+                funding_fee_amount=fees["funding"]["fundingFeeAmount"],
+                min_collateral_usd=min_collateral_usd,
+                min_collateral_factor_for_liquidation=min_factor,
+                max_position_impact_factor_for_liquidations=max_impact,
+            )
+            out.append(self.position_of(pos, meta, block))
+        return out
+
+    def position_of(self, p: GmxPosition, meta: dict[str, tuple[str, int]], block: BlockRef) -> Position:
+        remaining = remaining_collateral_usd(p)
+        index = p.index_token
+        liquidatable, reason = is_liquidatable_remaining(p, remaining)
+        to_usd = FLOAT_PRECISION // USD_SCALE  # GMX USD is 1e30, the domain's 1e18
+        collateral_usd = p.collateral_amount * p.collateral_price[0] // to_usd
+        liq = liquidation_price(p)
+        mid = (p.index_price[0] + p.index_price[1]) // 2
+        details = {
+            "position_key": p.key,
+            "market": p.market,
+            "is_long": str(p.is_long).lower(),
+            "size_in_usd_1e30": str(p.size_in_usd),
+            "size_in_tokens": str(p.size_in_tokens),
+            "index_price_min": str(p.index_price[0]),
+            "index_price_max": str(p.index_price[1]),
+            "collateral_price_min": str(p.collateral_price[0]),
+            "collateral_price_max": str(p.collateral_price[1]),
+            "base_pnl_usd_1e30": str(p.base_pnl_usd),
+            "total_cost_amount": str(p.total_cost_amount),
+            "borrowing_fee_usd_1e30": str(p.borrowing_fee_usd),
+            "funding_fee_amount": str(p.funding_fee_amount),
+            "remaining_collateral_usd_1e30": str(remaining),
+            "min_collateral_usd_1e30": str(p.min_collateral_usd),
+            "min_collateral_factor_for_liquidation": str(p.min_collateral_factor_for_liquidation),
+            "verdict": reason or "healthy",
+        }
+        if liq is not None:
+            details["liquidation_index_price"] = str(liq)
+        return Position(
+            protocol=self.name,
+            kind=self.kind,
+            account=p.account,
+            block=block,
+            collateral_usd=collateral_usd,
+            debt_usd=p.total_cost_amount * p.collateral_price[0] // to_usd,
+            nlv_usd=remaining // to_usd if remaining >= 0 else -(-remaining // to_usd),
+            health_factor=health_factor(p, remaining),
+            liquidatable=liquidatable,
+            liquidation_threshold_bps=p.min_collateral_factor_for_liquidation * 10_000 // FLOAT_PRECISION,
+            price_drop_to_liquidation=abs(mid - liq) / mid if liq is not None and mid else None,
+            legs=(
+                PositionLeg(p.collateral_token, *meta[p.collateral_token][:1], "collateral", p.collateral_amount, meta[p.collateral_token][1], collateral_usd, 0),
+                PositionLeg(index, meta[index][0], "long" if p.is_long else "short", p.size_in_tokens, meta[index][1], p.size_in_usd // to_usd, 0),
+            ),
+            details=details,
+            market=p.key,
+        )
