@@ -119,6 +119,9 @@ PAIRS = [
     ("MorphoIrm", "MorphoLinearIrm"),
     ("PerpsV2Market", "PerpsV2Market"),
     ("PerpsV2MarketSettings", "PerpsV2MarketSettings"),
+    ("GmxReader", "GmxReader"),
+    ("GmxDataStore", "GmxDataStore"),
+    ("GmxEventEmitter", "GmxEventEmitter"),
 ]
 
 
@@ -313,6 +316,13 @@ SELECTORS: dict[tuple[str, str], str] = {
     ("PerpsV2MarketSettings", "keeperLiquidationFee"): "0x2e94e9cf",
     ("PerpsV2MarketSettings", "liquidationPremiumMultiplier"): "0x2814affe",
     ("PerpsV2MarketSettings", "skewScale"): "0xb9f4e160",
+    ("GmxReader", "getAccountPositions"): "0x77cfb162",
+    ("GmxReader", "getPosition"): "0x0fa8f516",
+    ("GmxReader", "getMarket"): "0x714af34b",
+    ("GmxReader", "getPositionInfo"): "0x0815bce1",
+    ("GmxReader", "getAccountPositionInfoList"): "0xb05e0ea0",
+    ("GmxReader", "isPositionLiquidatable"): "0x456110f9",
+    ("GmxDataStore", "getUint"): "0xbd02d0f5",
 }
 
 TOPIC0S: dict[tuple[str, str], str] = {
@@ -356,6 +366,9 @@ TOPIC0S: dict[tuple[str, str], str] = {
     ("PerpsV2Market", "PositionLiquidated"): "0x8e83cfbf9c95216dce50909e376c0dcc3e23129a3aa1edd5013fa8b41648f883",
     ("PerpsV2Market", "PositionFlagged"): "0x68f13e2f9a2abe2d658fcd5ec2405a8ccf6521ff0ec3915d2ad638981d37e697",
     ("PerpsV2Market", "MarginTransferred"): "0xe20b33a51269d7e4c48682ccfacaf1ca004fdec7b161e7098e4847a0c05d0ce2",
+    ("GmxEventEmitter", "EventLog"): "0x7e3bde2ba7aca4a8499608ca57f3b0c1c1c93ace63ffd3741a9fab204146fc9a",
+    ("GmxEventEmitter", "EventLog1"): "0x137a44067c8961cd7e1d876f4754a5a3a75989b4552f1843fc69c3b372def160",
+    ("GmxEventEmitter", "EventLog2"): "0x468a25a7ba624ceea6e540ad6f49171b52495b648417ae91bca21676d8a24dc5",
 }
 
 
