@@ -57,30 +57,29 @@ class ChainConfig(BaseModel):
         return self
 
 
-class AaveV3Config(BaseModel):
+class _ProtocolBase(BaseModel):
+    """What every protocol instance has; each kind adds its contracts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="unique instance name, used in the store and the CLI")
+    chain: str = Field(description="key of the chain in [chains]")
+    start_block: int = Field(default=0, ge=0, description="first block scanned for accounts (the protocol's deployment)")
+    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+
+
+class AaveV3Config(_ProtocolBase):
     """An Aave V3 market, found through its PoolAddressesProvider."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="unique instance name, used in the store and the CLI")
     kind: Literal["aave_v3"] = Field(description="adapter kind")
-    chain: str = Field(description="key of the chain in [chains]")
     pool_addresses_provider: Address = Field(description="PoolAddressesProvider of the market")
-    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (the pool's deployment)")
-    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-class CompoundV3Config(BaseModel):
+class CompoundV3Config(_ProtocolBase):
     """A Compound V3 (Comet) market: one base asset, several collateral assets."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="unique instance name, used in the store and the CLI")
     kind: Literal["compound_v3"] = Field(description="adapter kind")
-    chain: str = Field(description="key of the chain in [chains]")
     comet: Address = Field(description="the Comet proxy (e.g. cUSDCv3)")
-    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (the Comet's deployment)")
-    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
 def _market_id(value: str) -> str:
@@ -90,14 +89,10 @@ def _market_id(value: str) -> str:
     return text
 
 
-class MorphoBlueConfig(BaseModel):
+class MorphoBlueConfig(_ProtocolBase):
     """The Morpho Blue singleton: every market it holds, or the ``markets`` listed."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="unique instance name, used in the store and the CLI")
     kind: Literal["morpho_blue"] = Field(description="adapter kind")
-    chain: str = Field(description="key of the chain in [chains]")
     morpho: Address = Field(description="the Morpho Blue contract")
     markets: list[Annotated[str, AfterValidator(_market_id)]] = Field(
         default_factory=list, description="market ids (bytes32 hex) to index; empty: every market with a borrower"
@@ -106,40 +101,26 @@ class MorphoBlueConfig(BaseModel):
         default_factory=dict,
         description="Chainlink USD feed per loan token, to value positions in USD (verdicts do not need it)",
     )
-    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts (Morpho's deployment)")
-    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-class SynthetixPerpsV2Config(BaseModel):
+class SynthetixPerpsV2Config(_ProtocolBase):
     """Synthetix PerpsV2 markets (their proxies) and the PerpsV2MarketSettings they read."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="unique instance name, used in the store and the CLI")
     kind: Literal["synthetix_perps_v2"] = Field(description="adapter kind")
-    chain: str = Field(description="key of the chain in [chains]")
     markets: list[Address] = Field(min_length=1, description="market proxies, e.g. PerpsV2ProxyETHPERP")
     market_settings: Address = Field(description="the PerpsV2MarketSettings contract")
-    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts")
-    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
-class GmxV2Config(BaseModel):
+class GmxV2Config(_ProtocolBase):
     """GMX v2 (gmx-synthetics): DataStore, Reader and EventEmitter, priced from Chainlink feeds."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="unique instance name, used in the store and the CLI")
     kind: Literal["gmx_v2"] = Field(description="adapter kind")
-    chain: str = Field(description="key of the chain in [chains]")
     data_store: Address = Field(description="the DataStore")
     reader: Address = Field(description="the Reader (redeployed on GMX upgrades: keep it current)")
     event_emitter: Address = Field(description="the EventEmitter whose PositionIncrease/PositionDecrease logs name accounts")
     referral_storage: Address = Field(default="0x0000000000000000000000000000000000000000", description="ReferralStorage (discounts)")
     price_feeds: dict[Address, Address] = Field(min_length=1, description="token -> Chainlink USD feed; every index, long, short token")
     price_spread_bps: int = Field(default=0, ge=0, lt=10_000, description="min/max spread around the feed price, bps each side")
-    start_block: int = Field(default=0, ge=0, description="first block to scan for accounts")
-    interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
 
 
 ProtocolConfig = Annotated[

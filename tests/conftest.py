@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -194,25 +195,24 @@ def clean_chain(
     devchain.revert(snap)
 
 
+P = TypeVar("P")
+
+
+def local_settings(anvil: Anvil, db_url: str, proto: P, *, batch_size: int = 500) -> tuple[Settings, P]:
+    """Settings with the session's anvil as chain "local" (no confirmations) and ``proto`` as the one protocol."""
+    chain = ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0, multicall_batch_size=batch_size)
+    return Settings(database_url=db_url, chains={"local": chain}, protocols=[proto]), proto
+
+
 def comet_settings(anvil: Anvil, fixture: CometFixture, db_url: str, *, name: str = "comet-test") -> tuple[Settings, CompoundV3Config]:
     proto = CompoundV3Config(name=name, kind="compound_v3", chain="local", comet=fixture.comet, start_block=0)
-    settings = Settings(
-        database_url=db_url,
-        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
-        protocols=[proto],
-    )
-    return settings, proto
+    return local_settings(anvil, db_url, proto)
 
 
 def perps_settings(anvil: Anvil, fixture: PerpsFixture, db_url: str, *, name: str = "perps-test") -> tuple[Settings, SynthetixPerpsV2Config]:
     markets = [m.address for m in fixture.markets.values()]
     proto = SynthetixPerpsV2Config(name=name, kind="synthetix_perps_v2", chain="local", markets=markets, market_settings=fixture.settings)
-    settings = Settings(
-        database_url=db_url,
-        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
-        protocols=[proto],
-    )
-    return settings, proto
+    return local_settings(anvil, db_url, proto)
 
 
 def gmx_settings(anvil: Anvil, gmx: Gmx, db_url: str, *, name: str = "gmx-test") -> tuple[Settings, GmxV2Config]:
@@ -220,32 +220,17 @@ def gmx_settings(anvil: Anvil, gmx: Gmx, db_url: str, *, name: str = "gmx-test")
     proto = GmxV2Config(
         name=name, kind="gmx_v2", chain="local", data_store=fx.data_store, reader=fx.reader, event_emitter=fx.event_emitter, price_feeds=gmx.feeds
     )
-    settings = Settings(
-        database_url=db_url,
-        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
-        protocols=[proto],
-    )
-    return settings, proto
+    return local_settings(anvil, db_url, proto)
 
 
 def morpho_settings(anvil: Anvil, fixture: MorphoFixture, db_url: str, *, name: str = "morpho-test", **extra: object) -> tuple[Settings, MorphoBlueConfig]:
     proto = MorphoBlueConfig(name=name, kind="morpho_blue", chain="local", morpho=fixture.morpho, start_block=0, **extra)  # type: ignore[arg-type]
-    settings = Settings(
-        database_url=db_url,
-        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0)},
-        protocols=[proto],
-    )
-    return settings, proto
+    return local_settings(anvil, db_url, proto)
 
 
 def settings_for(anvil: Anvil, fixture: AaveFixture, db_url: str, *, name: str = "aave-test", batch_size: int = 500) -> tuple[Settings, AaveV3Config]:
     proto = AaveV3Config(name=name, kind="aave_v3", chain="local", pool_addresses_provider=fixture.provider, start_block=0)
-    settings = Settings(
-        database_url=db_url,
-        chains={"local": ChainConfig(rpc_url=anvil.url, chain_id=31337, confirmations=0, multicall_batch_size=batch_size)},
-        protocols=[proto],
-    )
-    return settings, proto
+    return local_settings(anvil, db_url, proto, batch_size=batch_size)
 
 
 @pytest.fixture()

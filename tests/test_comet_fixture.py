@@ -138,10 +138,6 @@ def chain(comet: CometMarket) -> Iterator[DevChain]:
     comet.chain.revert(snap)
 
 
-def block_ts(chain: DevChain, number: int) -> int:
-    return int(chain.rpc.get_block(number)["timestamp"], 16)
-
-
 def position(m: CometFixture, user: str, block: int) -> Position:
     principal, _, _, assets_in, _ = m.user_basic(user, block)
     return Position(principal, assets_in, {s: m.collateral_balance(user, s, block) for s in m.assets})
@@ -219,8 +215,8 @@ def test_indexes_grow_per_kink_model(comet: CometMarket, chain: DevChain) -> Non
     receipt = m.do(m.accrue_tx(user, user))[0]
     number = int(receipt["blockNumber"], 16)
     after = m.totals(number)
-    assert (after.base_supply_index, after.base_borrow_index) == accrued_indices(before, comet.rates, block_ts(chain, number))
-    assert after.last_accrual_time == block_ts(chain, number)
+    assert (after.base_supply_index, after.base_borrow_index) == accrued_indices(before, comet.rates, chain.block_timestamp(number))
+    assert after.last_accrual_time == chain.block_timestamp(number)
     assert after.base_borrow_index > before.base_borrow_index > after.base_borrow_index - 10**13  # noticeable, sane
 
     # Above the kink: a whale borrows the market to ~95 % utilization.
@@ -238,7 +234,7 @@ def test_indexes_grow_per_kink_model(comet: CometMarket, chain: DevChain) -> Non
     receipt = m.do(m.accrue_tx(user, whale))[0]
     number = int(receipt["blockNumber"], 16)
     after_high = m.totals(number)
-    assert (after_high.base_supply_index, after_high.base_borrow_index) == accrued_indices(high, comet.rates, block_ts(chain, number))
+    assert (after_high.base_supply_index, after_high.base_borrow_index) == accrued_indices(high, comet.rates, chain.block_timestamp(number))
 
 
 def test_borrow_balance_accrues_without_transactions(comet: CometMarket, chain: DevChain) -> None:
@@ -249,7 +245,7 @@ def test_borrow_balance_accrues_without_transactions(comet: CometMarket, chain: 
     chain.mine()
     number = chain.block_number()
     assert m.totals(number) == stored, "no transaction: the stored indexes do not move"
-    si, bi = accrued_indices(stored, comet.rates, block_ts(chain, number))
+    si, bi = accrued_indices(stored, comet.rates, chain.block_timestamp(number))
     assert bi > stored.base_borrow_index
     for user in comet.seeded.borrowers[:10]:
         principal = m.user_basic(user, number)[0]
@@ -296,7 +292,7 @@ def test_absorb_succeeds_exactly_when_the_accrued_rule_says_liquidatable(comet: 
     chain.mine()
     number = chain.block_number()
     prices = all_prices(m, number)
-    _, bi = accrued_indices(stored, comet.rates, block_ts(chain, number))
+    _, bi = accrued_indices(stored, comet.rates, chain.block_timestamp(number))
     assert m.totals(number) == stored
     assert m.is_liquidatable(user, number) is False
     assert liquidatable(m, pos, bi, prices) is True
@@ -310,7 +306,7 @@ def test_absorb_succeeds_exactly_when_the_accrued_rule_says_liquidatable(comet: 
     number = chain.block_number()
     prices = all_prices(m, number)
     stored = m.totals(number)
-    _, bi = accrued_indices(stored, comet.rates, block_ts(chain, number))
+    _, bi = accrued_indices(stored, comet.rates, chain.block_timestamp(number))
     outcomes = set()
     for b in [*comet.seeded.borrowers, user]:
         pos = position(m, b, number)
@@ -341,7 +337,7 @@ def test_absorb_seizes_collateral_and_emits_comet_events(comet: CometMarket, cha
     chain.mine()
     before_block = chain.block_number()
     prices, stored = all_prices(m, before_block), m.totals(before_block)
-    _, bi = accrued_indices(stored, comet.rates, block_ts(chain, before_block) + 1)
+    _, bi = accrued_indices(stored, comet.rates, chain.block_timestamp(before_block) + 1)
     # A borrower with several collateral assets that the fall made absorbable (the most assets first).
     candidates = [position(m, b, before_block) for b in comet.seeded.borrowers]
     multi = sorted(
@@ -354,7 +350,7 @@ def test_absorb_seizes_collateral_and_emits_comet_events(comet: CometMarket, cha
     totals_coll = {s: int(m.call("totalsCollateral", a.token, block=before_block)[0]) for s, a in m.assets.items()}
     receipt = m.do(m.absorb_tx(absorber, [user]))[0]
     number = int(receipt["blockNumber"], 16)
-    si, bi = accrued_indices(stored, comet.rates, block_ts(chain, number))
+    si, bi = accrued_indices(stored, comet.rates, chain.block_timestamp(number))
     assert liquidatable(m, pos, bi, prices)
 
     # Expected, per Comet's absorbInternal.

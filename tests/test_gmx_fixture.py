@@ -85,10 +85,6 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def block_ts(chain: DevChain, block: int) -> int:
-    return int(chain.rpc.request("eth_getBlockByNumber", [hex(block), False])["timestamp"], 16)
-
-
 def oi(fx: GmxFixture, m, block: int) -> dict[tuple[str, bool], int]:  # type: ignore[no-untyped-def]
     out = {}
     for sym in (m.long, m.short):
@@ -100,7 +96,7 @@ def oi(fx: GmxFixture, m, block: int) -> dict[tuple[str, bool], int]:  # type: i
 def next_cumulative_borrowing(fx: GmxFixture, m, is_long: bool, prices, block: int) -> int:  # type: ignore[no-untyped-def]
     mt = m.market_token
     updated = fx.get_uint(cumulative_borrowing_factor_updated_at_key(mt, is_long), block)
-    duration = block_ts(fx.chain, block) - updated
+    duration = fx.chain.block_timestamp(block) - updated
     if is_long:
         tokens = sum(fx.get_uint(open_interest_in_tokens_key(mt, fx.tokens[s].address, True), block) for s in (m.long, m.short))
         reserved = tokens * prices[0][1]
@@ -121,7 +117,7 @@ def next_funding_fee_per_size(fx: GmxFixture, m, collateral: str, is_long: bool,
     short_oi = o[(m.long, False)] + o[(m.short, False)]
     if long_oi == 0 or short_oi == 0:
         return stored
-    duration = block_ts(fx.chain, block) - fx.get_uint(funding_updated_at_key(mt), block)
+    duration = fx.chain.block_timestamp(block) - fx.get_uint(funding_updated_at_key(mt), block)
     diff = abs(long_oi - short_oi)
     f = apply_factor(to_factor(diff, long_oi + short_oi), fx.get_uint(funding_factor_key(mt), block))
     f = min(f, fx.get_uint(max_funding_factor_per_second_key(mt), block))

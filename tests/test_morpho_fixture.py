@@ -76,14 +76,6 @@ def clean(devchain: DevChain, morpho: Deployed) -> Iterator[Deployed]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def block_ts(chain: DevChain, block: int) -> int:
-    return int(chain.rpc.get_block(block)["timestamp"], 16)
-
-
-def set_next_timestamp(chain: DevChain, ts: int) -> None:
-    chain.rpc.request("evm_setNextBlockTimestamp", [hex(ts)])
-
-
 def receipt_block(receipt: dict[str, Any]) -> int:
     return int(str(receipt["blockNumber"]), 16)
 
@@ -172,7 +164,7 @@ def test_accrue_interest_adds_exactly_the_taylor_interest(clean: Deployed) -> No
         chain.increase_time(3 * 86400 + 17)
         receipt = fx.do(fx.accrue_interest_tx(m))[0]
         n = receipt_block(receipt)
-        elapsed = block_ts(chain, n) - st.last_update
+        elapsed = chain.block_timestamp(n) - st.last_update
         # MathLib.wTaylorCompounded and wMulDown, written out.
         first = rate * elapsed
         second = first * first // (2 * WAD)
@@ -185,14 +177,14 @@ def test_accrue_interest_adds_exactly_the_taylor_interest(clean: Deployed) -> No
         assert after.total_supply_assets == st.total_supply_assets + interest
         assert after.total_supply_shares == st.total_supply_shares + fee_shares
         assert after.total_borrow_shares == st.total_borrow_shares
-        assert after.last_update == block_ts(chain, n)
+        assert after.last_update == chain.block_timestamp(n)
         assert fx.position(m, fx.fee_recipient, n).supply_shares == fee_shares_before + fee_shares
         assert (st.fee != 0) == (fee_shares > 0)
         topics, values = event_values(receipt, "AccrueInterest")
         assert bytes.fromhex(topics[1][2:]) == m.id
         assert values == (rate, interest, fee_shares)
         assert interest * 1000 > st.total_borrow_assets, "three days should move debt by more than 0.1 %"
-        assert accrue_interest(st, rate, block_ts(chain, n)).state == after
+        assert accrue_interest(st, rate, chain.block_timestamp(n)).state == after
 
 
 # --- shares <-> assets ------------------------------------------------------------------------------
@@ -207,7 +199,7 @@ def test_share_conversions_round_as_shares_math_lib(clean: Deployed) -> None:
     chain.increase_time(86400)
     n = receipt_block(fx.do(fx.accrue_interest_tx(m))[0])  # interest accrued in block n: eth_calls at n accrue nothing
     st = fx.market_state(m, n)
-    assert st.last_update == block_ts(chain, n)
+    assert st.last_update == chain.block_timestamp(n)
     ba, bs, sa, ss = st.total_borrow_assets, st.total_borrow_shares, st.total_supply_assets, st.total_supply_shares
     p = m.params.as_tuple()
     pos = fx.position(m, user, n)
@@ -282,16 +274,16 @@ def test_liquidate_reverts_on_healthy_and_succeeds_on_unhealthy_at_the_price_bou
         ok, reason = fx.can_liquidate(clean.liquidator, m, user, n)
         assert not ok and "position is healthy" in reason
         rate = fx.borrow_rate_view(m, st, n)
-        ts = block_ts(chain, n)
+        ts = chain.block_timestamp(n)
         for step, liquidatable in ((600, True), (601, False), (602, True)):
             accrued = accrue_interest(st, rate, ts + step).state
             borrowed = to_assets_up(pos.borrow_shares, accrued.total_borrow_assets, accrued.total_borrow_shares)
             boundary = _min_healthy_price(pos.collateral, borrowed, m.spec.lltv)
             price = boundary - 1 if liquidatable else boundary
-            set_next_timestamp(chain, ts + step)
+            chain.set_next_timestamp(ts + step)
             fx.set_price(m, price)  # mines the block at ts + step; the market itself is untouched
             b = chain.block_number()
-            assert block_ts(chain, b) == ts + step and fx.market_state(m, b) == st
+            assert chain.block_timestamp(b) == ts + step and fx.market_state(m, b) == st
             assert is_healthy(pos, accrued, price, m.spec.lltv) is not liquidatable
             ok, reason = fx.can_liquidate(clean.liquidator, m, user, b)
             assert ok is liquidatable, f"{label} +{step}s at price {price}: {reason}"
@@ -313,10 +305,10 @@ def test_interest_alone_makes_a_position_liquidatable(clean: Deployed) -> None:
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if not is_healthy(pos, accrue_interest(st, rate, st.last_update + mid).state, price, lltv) else (mid + 1, hi)
-    assert st.last_update + lo - 1 > block_ts(chain, n), "the position must still be healthy now"
+    assert st.last_update + lo - 1 > chain.block_timestamp(n), "the position must still be healthy now"
     assert lo < 7 * 86400, "0.2 % below the LLTV should be crossed within days"
     for elapsed, liquidatable in ((lo - 1, False), (lo, True)):
-        set_next_timestamp(chain, st.last_update + elapsed)
+        chain.set_next_timestamp(st.last_update + elapsed)
         chain.mine()
         b = chain.block_number()
         assert fx.market_state(m, b) == st and is_healthy(pos, st, price, lltv), "stored totals say healthy"
@@ -345,7 +337,7 @@ def test_liquidation_incentive_factor_and_liquidation_amounts(clean: Deployed) -
         chain.send_many([oracle_tx, fx.accrue_interest_tx(m)])  # same block: eth_calls at n accrue nothing more
         n = chain.block_number()
         st, pos = fx.market_state(m, n), fx.position(m, user, n)
-        assert st.last_update == block_ts(chain, n) and not is_healthy(pos, st, crash, m.spec.lltv)
+        assert st.last_update == chain.block_timestamp(n) and not is_healthy(pos, st, crash, m.spec.lltv)
         lif = liquidation_incentive_factor(m.spec.lltv)
         ba, bs = st.total_borrow_assets, st.total_borrow_shares
         p = m.params.as_tuple()
@@ -372,7 +364,7 @@ def test_liquidation_realizes_bad_debt(clean: Deployed) -> None:
     rate = fx.borrow_rate_view(m, st, n)
     receipt = fx.do(fx.liquidate_tx(clean.liquidator, m, user, seized_assets=pos.collateral))[0]
     b = receipt_block(receipt)
-    acc = accrue_interest(st, rate, block_ts(chain, b)).state
+    acc = accrue_interest(st, rate, chain.block_timestamp(b)).state
     lif = liquidation_incentive_factor(m.spec.lltv)
     repaid_shares = to_shares_up(w_div_up(mul_div_up(pos.collateral, crash, 10**36), lif), acc.total_borrow_assets, acc.total_borrow_shares)
     repaid = to_assets_up(repaid_shares, acc.total_borrow_assets, acc.total_borrow_shares)
@@ -396,7 +388,7 @@ def test_liquidation_realizes_bad_debt(clean: Deployed) -> None:
 def test_seeded_positions_are_healthy_varied_and_close_to_the_lltv(morpho: Deployed) -> None:
     fx, chain, seeded = morpho.fx, morpho.chain, morpho.seeded
     n = chain.block_number()
-    ts = block_ts(chain, n)
+    ts = chain.block_timestamp(n)
     assert len(seeded.positions) == POSITIONS and len(set(seeded.positions)) == POSITIONS
     per_account: dict[str, int] = {}
     for _, account in seeded.positions:

@@ -162,11 +162,6 @@ def order_fee(skew: int, size: int, fill: int, taker: int, maker: int) -> int:
 
 
 # --- chain helpers ---------------------------------------------------------------------------------------
-def block_ts(chain: DevChain, block: int | str = "latest") -> int:
-    tag = hex(block) if isinstance(block, int) else block
-    return int(chain.rpc.request("eth_getBlockByNumber", [tag, False])["timestamp"], 16)
-
-
 def params(fx: PerpsFixture, market: str) -> Params:
     key = fx.market(market).spec.market_key.encode().ljust(32, b"\0")
     return Params(
@@ -270,7 +265,7 @@ def test_seeded_book_has_both_sides_opposite_skews_and_near_liquidation(perps: P
 def test_funding_and_position_views_follow_the_velocity_model(perps: Perps) -> None:
     fx, s, chain = perps.fx, perps.seeded, perps.chain
     block = chain.block_number()
-    ts = block_ts(chain, block)
+    ts = chain.block_timestamp(block)
     for market in (ETH, BTC):
         st = state(fx, market, block)
         assert int(fx.call(market, "currentFundingVelocity", block=block)[0]) == st.velocity()
@@ -297,7 +292,7 @@ def test_funding_accrues_with_time_and_recompute_appends_the_entry(clean: Perps)
     user = next(a for a in s.longs if s.market_of[a] == ETH and a not in s.near_liquidation)
     st = state(fx, ETH)
     p = pos(fx, user, ETH)
-    t0 = block_ts(chain)
+    t0 = chain.block_timestamp()
     for dt in (3600, 5 * 3600 + 17, 2 * DAY):
         chain.set_next_timestamp(t0 + dt)
         chain.mine()
@@ -349,7 +344,7 @@ def test_remaining_margin_is_floored_at_zero(clean: Perps) -> None:
     fx.set_price(ETH, 1_000 * UNIT)
     block = chain.block_number()
     st, p = state(fx, ETH, block), pos(fx, user, ETH, block)
-    assert margin_plus(st, p, block_ts(chain, block)) < 0
+    assert margin_plus(st, p, chain.block_timestamp(block)) < 0
     assert fx.remaining_margin(user, ETH, block) == (0, False)
     assert fx.can_liquidate(user, ETH, block)
     assert fx.call(ETH, "accessibleMargin", user, block=block) == (0, False)
@@ -361,7 +356,7 @@ def test_can_liquidate_flips_exactly_at_the_le_boundary_including_premium(clean:
     open_position(fx, user, ETH, UNIT, 100 * UNIT)  # 1 sETH long, ~30x: every price wei moves the margin by 1 wei
     st, p = state(fx, ETH), pos(fx, user, ETH)
     assert st.rate_last >= 0 and st.velocity() > 0  # funding falls as the price rises: D(P+1) - D(P) <= 1
-    ts = block_ts(chain) + 1000
+    ts = chain.block_timestamp() + 1000
 
     def d(price: int) -> int:
         return max(0, margin_plus(st, p, ts, price) - st.premium(p.size, price)) - st.liq_margin(p.size, price)
@@ -391,7 +386,7 @@ def test_can_liquidate_flips_exactly_at_the_le_boundary_including_premium(clean:
 def test_liquidation_price_matches_the_approximation(perps: Perps) -> None:
     fx, s, chain = perps.fx, perps.seeded, perps.chain
     block = chain.block_number()
-    ts = block_ts(chain, block)
+    ts = chain.block_timestamp(block)
     for market in (ETH, BTC):
         st = state(fx, market, block)
         users = [a for a in s.accounts if s.market_of[a] == market][:30]
@@ -406,7 +401,7 @@ def test_funding_alone_pushes_a_position_over_and_flag_then_liquidate(clean: Per
     fx, s, chain = clean.fx, clean.seeded, clean.chain
     user = next(a for a in s.near_liquidation if s.market_of[a] == ETH)
     st, p = state(fx, ETH), pos(fx, user, ETH)
-    now = block_ts(chain)
+    now = chain.block_timestamp()
     assert not can_liquidate(st, p, now) and not fx.can_liquidate(user, ETH)
     lo, hi = now, now + 30 * DAY  # price unchanged: only funding (longs pay in sETH) moves the margin
     assert can_liquidate(st, p, hi)
@@ -435,7 +430,7 @@ def test_funding_alone_pushes_a_position_over_and_flag_then_liquidate(clean: Per
     assert not ok and "Position flagged" in msg
 
     st2, p2 = state(fx, ETH), pos(fx, user, ETH)
-    t_liq = block_ts(chain) + 30
+    t_liq = chain.block_timestamp() + 30
     chain.set_next_timestamp(t_liq)
     receipt = fx.do(fx.liquidate_tx(keeper, ETH, user))[0]
     rem = remaining(st2, p2, t_liq)

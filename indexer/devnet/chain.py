@@ -68,6 +68,11 @@ class DevChain:
     def increase_time(self, seconds: int) -> None:
         self.rpc.request("evm_increaseTime", [hex(seconds)])
 
+    def block_timestamp(self, block: int | str = "latest") -> int:
+        """Timestamp of ``block`` (a number or a tag)."""
+        tag = hex(block) if isinstance(block, int) else block
+        return int(self.rpc.request("eth_getBlockByNumber", [tag, False])["timestamp"], 16)
+
     def set_next_timestamp(self, timestamp: int) -> None:
         """The next mined block gets exactly ``timestamp`` (interest then accrues to a known second)."""
         self.rpc.request("evm_setNextBlockTimestamp", [hex(timestamp)])

@@ -20,6 +20,7 @@ from eth_utils import keccak, to_checksum_address
 
 from indexer.constants import ZERO_ADDRESS
 from indexer.devnet.chain import DevChain, Tx
+from indexer.protocols.gmx_v2 import MIN_COLLATERAL_USD, key_of, market_key, position_key
 from indexer.devnet.seed import seeded_address
 
 FLOAT_PRECISION = 10**30
@@ -35,35 +36,25 @@ def factor(x: str) -> int:
 
 
 # --- DataStore keys (Keys.sol) -------------------------------------------------------------------------
-def hash_string(name: str) -> bytes:
-    """``keccak256(abi.encode("NAME"))``."""
-    return keccak(encode(["string"], [name]))
-
-
 def hash_data(types: list[str], values: list[Any]) -> bytes:
     """``keccak256(abi.encode(values...))``."""
     return keccak(encode(types, values))
 
 
-MIN_COLLATERAL_USD = hash_string("MIN_COLLATERAL_USD")
-POSITION_LIST = hash_string("POSITION_LIST")
-ACCOUNT_POSITION_LIST = hash_string("ACCOUNT_POSITION_LIST")
-MARKET_LIST = hash_string("MARKET_LIST")
-MAX_PNL_FACTOR_FOR_TRADERS = hash_string("MAX_PNL_FACTOR_FOR_TRADERS")
-POSITION_FEE_RECEIVER_FACTOR = hash_string("POSITION_FEE_RECEIVER_FACTOR")
-BORROWING_FEE_RECEIVER_FACTOR = hash_string("BORROWING_FEE_RECEIVER_FACTOR")
-
-
-def _k_market(name: str, market: str) -> bytes:
-    return hash_data(["bytes32", "address"], [hash_string(name), market])
+POSITION_LIST = key_of("POSITION_LIST")
+ACCOUNT_POSITION_LIST = key_of("ACCOUNT_POSITION_LIST")
+MARKET_LIST = key_of("MARKET_LIST")
+MAX_PNL_FACTOR_FOR_TRADERS = key_of("MAX_PNL_FACTOR_FOR_TRADERS")
+POSITION_FEE_RECEIVER_FACTOR = key_of("POSITION_FEE_RECEIVER_FACTOR")
+BORROWING_FEE_RECEIVER_FACTOR = key_of("BORROWING_FEE_RECEIVER_FACTOR")
 
 
 def _k_market_bool(name: str, market: str, flag: bool) -> bytes:
-    return hash_data(["bytes32", "address", "bool"], [hash_string(name), market, flag])
+    return hash_data(["bytes32", "address", "bool"], [key_of(name), market, flag])
 
 
 def _k_market_token_bool(name: str, market: str, token: str, flag: bool) -> bytes:
-    return hash_data(["bytes32", "address", "address", "bool"], [hash_string(name), market, token, flag])
+    return hash_data(["bytes32", "address", "address", "bool"], [key_of(name), market, token, flag])
 
 
 def account_position_list_key(account: str) -> bytes:
@@ -71,11 +62,11 @@ def account_position_list_key(account: str) -> bytes:
 
 
 def min_collateral_factor_key(market: str) -> bytes:
-    return _k_market("MIN_COLLATERAL_FACTOR", market)
+    return market_key("MIN_COLLATERAL_FACTOR", market)
 
 
 def min_collateral_factor_for_liquidation_key(market: str) -> bytes:
-    return _k_market("MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION", market)
+    return market_key("MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION", market)
 
 
 def cumulative_borrowing_factor_key(market: str, is_long: bool) -> bytes:
@@ -95,19 +86,19 @@ def borrowing_exponent_factor_key(market: str, is_long: bool) -> bytes:
 
 
 def funding_factor_key(market: str) -> bytes:
-    return _k_market("FUNDING_FACTOR", market)
+    return market_key("FUNDING_FACTOR", market)
 
 
 def funding_exponent_factor_key(market: str) -> bytes:
-    return _k_market("FUNDING_EXPONENT_FACTOR", market)
+    return market_key("FUNDING_EXPONENT_FACTOR", market)
 
 
 def max_funding_factor_per_second_key(market: str) -> bytes:
-    return _k_market("MAX_FUNDING_FACTOR_PER_SECOND", market)
+    return market_key("MAX_FUNDING_FACTOR_PER_SECOND", market)
 
 
 def funding_updated_at_key(market: str) -> bytes:
-    return _k_market("FUNDING_UPDATED_AT", market)
+    return market_key("FUNDING_UPDATED_AT", market)
 
 
 def funding_fee_amount_per_size_key(market: str, collateral_token: str, is_long: bool) -> bytes:
@@ -127,7 +118,7 @@ def open_interest_in_tokens_key(market: str, collateral_token: str, is_long: boo
 
 
 def pool_amount_key(market: str, token: str) -> bytes:
-    return hash_data(["bytes32", "address", "address"], [hash_string("POOL_AMOUNT"), market, token])
+    return hash_data(["bytes32", "address", "address"], [key_of("POOL_AMOUNT"), market, token])
 
 
 def position_fee_factor_key(market: str, balance_was_improved: bool) -> bytes:
@@ -143,16 +134,11 @@ def position_impact_exponent_factor_key(market: str, is_positive: bool) -> bytes
 
 
 def max_position_impact_factor_for_liquidations_key(market: str) -> bytes:
-    return _k_market("MAX_POSITION_IMPACT_FACTOR_FOR_LIQUIDATIONS", market)
+    return market_key("MAX_POSITION_IMPACT_FACTOR_FOR_LIQUIDATIONS", market)
 
 
 def max_pnl_factor_key(pnl_factor_type: bytes, market: str, is_long: bool) -> bytes:
-    return hash_data(["bytes32", "bytes32", "address", "bool"], [hash_string("MAX_PNL_FACTOR"), pnl_factor_type, market, is_long])
-
-
-def position_key(account: str, market: str, collateral_token: str, is_long: bool) -> bytes:
-    """``keccak256(abi.encode(account, market, collateralToken, isLong))`` (PositionUtils.getPositionKey)."""
-    return hash_data(["address", "address", "address", "bool"], [account, market, collateral_token, is_long])
+    return hash_data(["bytes32", "bytes32", "address", "bool"], [key_of("MAX_PNL_FACTOR"), pnl_factor_type, market, is_long])
 
 
 # --- specs -------------------------------------------------------------------------------------------

@@ -52,6 +52,11 @@ def market_key(name: str, market: str) -> bytes:
     return keccak(encode(["bytes32", "address"], [key_of(name), market]))
 
 
+def position_key(account: str, market: str, collateral_token: str, is_long: bool) -> bytes:
+    """``Position.getPositionKey``: keccak256(abi.encode(account, market, collateralToken, isLong))."""
+    return keccak(encode(["address", "address", "address", "bool"], [account, market, collateral_token, is_long]))
+
+
 MIN_COLLATERAL_USD = key_of("MIN_COLLATERAL_USD")
 
 
@@ -158,7 +163,7 @@ class GmxV2Adapter(ProtocolAdapter):
         for p in props:
             account, m, collateral = (to_checksum_address(a) for a in p[0])
             is_long = bool(p[2][0])
-            key = keccak(encode(["address", "address", "address", "bool"], [account, m, collateral, is_long]))
+            key = position_key(account, m, collateral, is_long)
             (_, index, long_token, short_token), _, _ = info[m]
             prices = (unit[index], unit[long_token], unit[short_token])
             calls.append(Call(r, self.reader_abi.fn("getPositionInfo"), (ds, self.config.referral_storage, key, prices, 0, ZERO_ADDRESS, True)))
