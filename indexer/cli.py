@@ -22,7 +22,7 @@ from indexer.config import Settings, load_settings, parse_address
 from indexer.constants import DEFAULT_AT_RISK_HF, WAD
 from indexer.display import positions_table
 from indexer.errors import ConfigError, IndexerError
-from indexer.store.db import account_positions, at_risk, make_engine
+from indexer.store.db import account_positions, at_risk, make_engine, protocol_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
 # Wide enough for addresses and the table's columns when stdout is a pipe or a file.
@@ -140,7 +140,10 @@ def at_risk_cmd(
     """Positions of the latest snapshots with health factor below --below, riskiest first."""
     threshold = _parse_hf(below)
     settings = _settings(config, database_url)
-    rows = at_risk(make_engine(settings.database_url, create=False), threshold, protocol=protocol, limit=limit)
+    engine = make_engine(settings.database_url, create=False)
+    if protocol is not None and protocol not in (known := protocol_names(engine)):
+        raise ConfigError(f"--protocol: no snapshot of {protocol!r} in the database (stored: {', '.join(known) or 'none'})", key="protocol")
+    rows = at_risk(engine, threshold, protocol=protocol, limit=limit)
     if as_json:
         sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
     else:

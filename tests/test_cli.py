@@ -114,6 +114,9 @@ def test_snapshot_then_queries(market_v35: Market, anvil, tmp_path: Path, clean_
     assert len(history) == 2 and history[-1] == latest[0] and int(history[0]["health_factor"]) > int(history[1]["health_factor"])
     table = indexer("at-risk", "--config", str(cfg), cwd=tmp_path)
     assert table.returncode == 0 and "health factor" in table.stdout
+    # A protocol name with no stored snapshot (a typo) is an error naming the stored ones, not an empty list.
+    typo = indexer("at-risk", "--protocol", "aave-locl", "--config", str(cfg), cwd=tmp_path)
+    assert typo.returncode == 2 and "aave-locl" in typo.stderr and "aave-local" in typo.stderr
 
 
 def test_run_schedules_snapshots_until_stopped(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]

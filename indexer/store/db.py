@@ -307,6 +307,12 @@ def account_positions(engine: Engine, account: str) -> tuple[list[PositionRow], 
     return current, history
 
 
+def protocol_names(engine: Engine) -> list[str]:
+    """The protocol instances with at least one stored run."""
+    with Session(engine) as session:
+        return sorted(session.exec(select(SnapshotRun.protocol).distinct()).all())
+
+
 def list_runs(engine: Engine, limit: int = 20) -> list[SnapshotRun]:
     with Session(engine) as session:
         return list(session.exec(select(SnapshotRun).order_by(SnapshotRun.id.desc()).limit(limit)).all())  # type: ignore[union-attr]
