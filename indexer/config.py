@@ -119,7 +119,12 @@ class GmxV2Config(_ProtocolBase):
     reader: Address = Field(description="the Reader (redeployed on GMX upgrades: keep it current)")
     event_emitter: Address = Field(description="the EventEmitter whose PositionIncrease/PositionDecrease logs name accounts")
     referral_storage: Address = Field(default="0x0000000000000000000000000000000000000000", description="ReferralStorage (discounts)")
-    price_feeds: dict[Address, Address] = Field(min_length=1, description="token -> Chainlink USD feed; every index, long, short token")
+    price_feeds: dict[Address, Address] = Field(
+        min_length=1, description="token -> Chainlink USD feed; positions in markets with a token missing here are skipped with a warning"
+    )
+    token_decimals: dict[Address, int] = Field(
+        default_factory=dict, description="decimals of tokens that are not contracts (GMX's synthetic index tokens, e.g. BTC: 8)"
+    )
     price_spread_bps: int = Field(default=0, ge=0, lt=10_000, description="min/max spread around the feed price, bps each side")
 
 

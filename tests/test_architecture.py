@@ -32,3 +32,17 @@ def test_every_config_kind_has_an_adapter() -> None:
     from indexer.config import PROTOCOL_KINDS
 
     assert set(ADAPTERS) == set(PROTOCOL_KINDS)
+
+
+def test_every_example_config_loads_and_names_its_protocols() -> None:
+    """The example configs in the README are valid for the current schema (a renamed key would break them)."""
+    from indexer.config import PROTOCOL_KINDS, load_settings
+
+    examples = sorted(ROOT.parent.glob("indexer*.example.toml"))
+    assert len(examples) >= 3
+    kinds = set()
+    for path in examples:
+        settings = load_settings(path)
+        assert settings.protocols, path.name
+        kinds |= {p.kind for p in settings.protocols}
+    assert kinds == set(PROTOCOL_KINDS), "every protocol kind has a mainnet example"

@@ -151,22 +151,25 @@ def test_demo_leaves_a_database_at_risk_reads(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert any(r["liquidatable"] for r in rows), "the falling market liquidates some demo accounts"
-    # All three lending protocols run in the demo and are reported under their names and kinds.
+    # The three lending and two perps protocols run in the demo and are reported under their names and kinds.
     assert {(r["protocol"], r["kind"]) for r in rows} == {
         ("aave-v3-demo", "aave_v3"),
         ("compound-v3-demo", "compound_v3"),
         ("morpho-blue-demo", "morpho_blue"),
         ("synthetix-perps-demo", "synthetix_perps_v2"),
+        ("gmx-v2-demo", "gmx_v2"),
     }
-    assert all(r["market"].startswith("0x") == (r["kind"] in ("morpho_blue", "synthetix_perps_v2")) for r in rows)
+    assert all(r["market"].startswith("0x") == (r["kind"] in ("morpho_blue", "synthetix_perps_v2", "gmx_v2")) for r in rows)
+    gmx = next(r for r in rows if r["kind"] == "gmx_v2")
+    assert {"position_key", "remaining_collateral_usd_1e30", "liquidation_index_price"} <= set(gmx["details"])
     # One address's positions in every protocol, side by side.
     everyone = json.loads(indexer("at-risk", "--json", "--below", "1000000", cwd=tmp_path).stdout)
     kinds: dict[str, set[str]] = {}
     for r in everyone:
         kinds.setdefault(r["address"], set()).add(r["kind"])
-    address = next(a for a, k in kinds.items() if len(k) == 4)
+    address = next(a for a, k in kinds.items() if len(k) == 5)
     mine = json.loads(indexer("account", address, "--json", cwd=tmp_path).stdout)
-    assert {r["kind"] for r in mine} == {"aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2"}
+    assert {r["kind"] for r in mine} == {"aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2", "gmx_v2"}
 
 
 def test_rpc_secret_never_reaches_logs_or_the_database(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]

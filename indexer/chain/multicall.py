@@ -56,12 +56,17 @@ class Multicaller:
         self.address = address
         self.batch_size = max(1, batch_size)
         self._aggregate3 = load_abi("Multicall3").fn("aggregate3")
+        # Batch sizes learned per function from batches the node refused (gas-heavy views such as GMX's
+        # getPositionInfo): later batches of that function start at the size that worked.
+        self._learned: dict[str, int] = {}
 
     def run(self, calls: list[Call], block: int) -> list[CallResult]:
         """Execute ``calls`` at ``block``; results are in the order of ``calls``."""
         results: list[CallResult] = []
-        for start in range(0, len(calls), self.batch_size):
-            results.extend(self._run_batch(calls[start : start + self.batch_size], block))
+        names = {c.fn.name for c in calls}
+        size = min([self.batch_size] + [self._learned[n] for n in names if n in self._learned])
+        for start in range(0, len(calls), size):
+            results.extend(self._run_batch(calls[start : start + size], block))
         return results
 
     def _run_batch(self, calls: list[Call], block: int) -> list[CallResult]:
@@ -74,7 +79,9 @@ class Multicaller:
             if len(calls) == 1:
                 return [CallResult(False, (), f"{calls[0].fn.name}: {exc}")]
             half = len(calls) // 2
-            log.warning("multicall batch of %d failed at block %d (%s); splitting", len(calls), block, exc)
+            for name in {c.fn.name for c in calls}:
+                self._learned[name] = min(self._learned.get(name, half), half)
+            log.info("multicall batch of %d failed at block %d (%s); splitting", len(calls), block, exc)
             return self._run_batch(calls[:half], block) + self._run_batch(calls[half:], block)
         (answers,) = self._aggregate3.decode(raw)
         out: list[CallResult] = []

@@ -28,6 +28,7 @@ from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
 from indexer.risk.gmx import (
     FLOAT_PRECISION,
+    BoundarySearch,
     GmxPosition,
     apply_factor,
     health_factor,
@@ -58,6 +59,23 @@ def position_key(account: str, market: str, collateral_token: str, is_long: bool
 
 
 MIN_COLLATERAL_USD = key_of("MIN_COLLATERAL_USD")
+# Rounds of Reader calls (one batch each) the liquidation price search may take before it settles for
+# the model's estimate; in the tests most settle in one round and none needs more than twelve.
+LIQUIDATION_PRICE_ROUNDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    """What identifies a position read with getPositionInfo."""
+
+    key: bytes
+    account: str
+    market: str
+    collateral: str
+    is_long: bool
+    index: str
+    long_token: str
+    short_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +121,10 @@ class GmxV2Adapter(ProtocolAdapter):
 
     # --- reads -------------------------------------------------------------------------------------
     def _unit_prices(self, snap: GmxSnapshot, tokens: list[str]) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[str, int]]]:
-        """(min, max) per smallest unit x 1e30 from the configured feeds; a token without a feed fails the run."""
+        """(min, max) per smallest unit x 1e30 from the configured feeds, for tokens that have one."""
         feeds_cfg = {to_checksum_address(t): f for t, f in self.config.price_feeds.items()}
-        missing = [t for t in tokens if t not in feeds_cfg]
-        if missing:
-            raise DecodeError(f"gmx {self.name}: no price_feeds entry for token(s) {', '.join(missing)}")
+        fixed = {to_checksum_address(t): d for t, d in self.config.token_decimals.items()}
+        tokens = [t for t in tokens if t in feeds_cfg]
         n = snap.block.number
         feeds = read_feeds(self.multicall, [feeds_cfg[t] for t in tokens], n)
         decimals = self.multicall.run([Call(t, self.erc20.fn("decimals")) for t in tokens], n)
@@ -117,13 +134,15 @@ class GmxV2Adapter(ProtocolAdapter):
         meta: dict[str, tuple[str, int]] = {}
         for t, dec_r, sym_r in zip(tokens, decimals, symbols, strict=True):
             feed = feeds.get(feeds_cfg[t])
-            if feed is None or feed.answer <= 0 or not dec_r.ok:
-                raise DecodeError(f"gmx {self.name}: no usable price for {t} at block {n} (feed {feeds_cfg[t]})")
-            exp = 30 - dec_r.one() - feed.decimals
+            dec = fixed[t] if t in fixed else dec_r.one() if dec_r.ok else None
+            if feed is None or feed.answer <= 0 or dec is None:
+                why = "no decimals (a synthetic token? set token_decimals)" if dec is None else f"feed {feeds_cfg[t]}"
+                raise DecodeError(f"gmx {self.name}: no usable price for {t} at block {n} ({why})")
+            exp = 30 - dec - feed.decimals
             mid = feed.answer * 10**exp if exp >= 0 else feed.answer // 10**-exp
             out[t] = (mid * (10_000 - spread) // 10_000, -(-mid * (10_000 + spread) // 10_000))
-            meta[t] = (sym_r.value[0] if sym_r.ok else t[:8], dec_r.one())
-            snap.prices.append(PriceReading(t, meta[t][0], mid, 30 - dec_r.one(), feed.feed, feed.answer, feed.updated_at))
+            meta[t] = (sym_r.value[0] if sym_r.ok else t[:8], dec)
+            snap.prices.append(PriceReading(t, meta[t][0], mid, 30 - dec, feed.feed, feed.answer, feed.updated_at))
         return out, meta
 
     def positions(self, market: GmxSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
@@ -160,55 +179,119 @@ class GmxV2Adapter(ProtocolAdapter):
         tokens = sorted({t for props_m, _, _ in info.values() for t in props_m[1:]} | {to_checksum_address(p[0][2]) for p in props})
         unit, meta = self._unit_prices(market, tokens)
         calls, metas = [], []
+        unpriced: dict[str, set[str]] = {}
         for p in props:
             account, m, collateral = (to_checksum_address(a) for a in p[0])
             is_long = bool(p[2][0])
             key = position_key(account, m, collateral, is_long)
             (_, index, long_token, short_token), _, _ = info[m]
+            missing = {t for t in (index, long_token, short_token, collateral) if t not in unit}
+            if missing:
+                unpriced.setdefault(m, set()).update(missing)
+                continue
             prices = (unit[index], unit[long_token], unit[short_token])
             calls.append(Call(r, self.reader_abi.fn("getPositionInfo"), (ds, self.config.referral_storage, key, prices, 0, ZERO_ADDRESS, True)))
-            metas.append((key, account, m, collateral, is_long, index))
-        infos = self.multicall.run(calls, n)
-        out = []
-        for (key, account, m, collateral, is_long, index), res in zip(metas, infos, strict=True):
-            if not res.ok:
-                raise DecodeError(f"Reader.getPositionInfo(0x{key.hex()}) failed at block {n}: {res.error}")
-            (pi,) = self.reader_abi.named("getPositionInfo", res.value).values()  # one unnamed struct
-            nums, fees = pi["position"]["numbers"], pi["fees"]
-            _, min_factor, max_impact = info[m]
-            pos = GmxPosition(
-                key="0x" + key.hex(),
-                account=account,
-                market=m,
-                collateral_token=collateral,
-                index_token=index,
-                is_long=is_long,
-                size_in_usd=nums["sizeInUsd"],
-                size_in_tokens=nums["sizeInTokens"],
-                collateral_amount=nums["collateralAmount"],
-                index_price=unit[index],
-                collateral_price=(fees["collateralTokenPrice"]["min"], fees["collateralTokenPrice"]["max"]),
-                collateral_is_index=collateral == index,
-                base_pnl_usd=pi["basePnlUsd"],
-                impact_usd=pi["executionPriceResult"]["totalImpactUsd"],
-                total_cost_amount=fees["totalCostAmount"],
-                position_fee_usd=apply_factor(nums["sizeInUsd"], fees["positionFeeFactor"]),
-                borrowing_fee_usd=fees["borrowing"]["borrowingFeeUsd"],
-                funding_fee_amount=fees["funding"]["fundingFeeAmount"],
-                min_collateral_usd=min_collateral_usd,
-                min_collateral_factor_for_liquidation=min_factor,
-                max_position_impact_factor_for_liquidations=max_impact,
+            metas.append(_Meta(key, account, m, collateral, is_long, index, long_token, short_token))
+        if unpriced:
+            log.warning(
+                "gmx %s: skipped positions in %d market(s) with tokens that have no price_feeds entry: %s",
+                self.name,
+                len(unpriced),
+                "; ".join(f"market {m}: {', '.join(sorted(ts))}" for m, ts in sorted(unpriced.items())),
             )
-            out.append(self.position_of(pos, meta, block))
+        infos = self.multicall.run(calls, n)
+        found: list[GmxPosition] = []
+        for meta_p, res in zip(metas, infos, strict=True):
+            if not res.ok:
+                raise DecodeError(f"Reader.getPositionInfo(0x{meta_p.key.hex()}) failed at block {n}: {res.error}")
+            found.append(self._from_info(res.value, meta_p, unit[meta_p.index], info[meta_p.market], min_collateral_usd))
+        liq_prices = self._liquidation_prices(found, metas, unit, info, n)
+        return [self.position_of(pos, meta, block, liq_prices.get(pos.key)) for pos in found]
+
+    def _from_info(self, value: Any, m: _Meta, index_price: tuple[int, int], market_info: Any, min_collateral_usd: int) -> GmxPosition:
+        (pi,) = self.reader_abi.named("getPositionInfo", value).values()  # one unnamed struct
+        nums, fees = pi["position"]["numbers"], pi["fees"]
+        _, min_factor, max_impact = market_info
+        return GmxPosition(
+            key="0x" + m.key.hex(),
+            account=m.account,
+            market=m.market,
+            collateral_token=m.collateral,
+            index_token=m.index,
+            is_long=m.is_long,
+            size_in_usd=nums["sizeInUsd"],
+            size_in_tokens=nums["sizeInTokens"],
+            collateral_amount=nums["collateralAmount"],
+            index_price=index_price,
+            collateral_price=(fees["collateralTokenPrice"]["min"], fees["collateralTokenPrice"]["max"]),
+            collateral_is_index=m.collateral == m.index,
+            base_pnl_usd=pi["basePnlUsd"],
+            impact_usd=pi["executionPriceResult"]["totalImpactUsd"],
+            total_cost_amount=fees["totalCostAmount"],
+            position_fee_usd=apply_factor(nums["sizeInUsd"], fees["positionFeeFactor"]),
+            borrowing_fee_usd=fees["borrowing"]["borrowingFeeUsd"],
+            funding_fee_amount=fees["funding"]["fundingFeeAmount"],
+            min_collateral_usd=min_collateral_usd,
+            min_collateral_factor_for_liquidation=min_factor,
+            max_position_impact_factor_for_liquidations=max_impact,
+        )
+
+    def _liquidation_prices(
+        self, found: list[GmxPosition], metas: list[_Meta], unit: dict[str, tuple[int, int]], market_info: dict[str, Any], block: int
+    ) -> dict[str, tuple[int, bool]]:
+        """Index price (min = max) at which each position becomes liquidatable, and whether it is exact.
+
+        The model (``risk.gmx.liquidation_price``) gives the start; ``BoundarySearch`` then asks the Reader
+        itself at candidate prices, two per position per round, all positions in one batch per round,
+        re-anchoring the model on what the Reader returned, until the verdict flips between adjacent units. Where the search does not settle within
+        ``LIQUIDATION_PRICE_ROUNDS`` rounds the model's price is kept and marked inexact."""
+        r, ds = self.config.reader, self.config.data_store
+        out: dict[str, tuple[int, bool]] = {}
+        searches: dict[int, BoundarySearch] = {}
+        for i, p in enumerate(found):
+            est = liquidation_price(p)
+            if est is None:
+                continue
+            out[p.key] = (est, False)
+            s = 1 if p.is_long else -1
+            searches[i] = BoundarySearch(start=est, toward_safety=s)
+        for _ in range(LIQUIDATION_PRICE_ROUNDS):
+            live = [i for i, srch in searches.items() if srch.result is None and not srch.failed]
+            if not live:
+                break
+            calls = []
+            for i in live:
+                m = metas[i]
+                for x in searches[i].propose():
+                    at = (x, x)
+                    prices = (at, at if m.long_token == m.index else unit[m.long_token], at if m.short_token == m.index else unit[m.short_token])
+                    calls.append(Call(r, self.reader_abi.fn("getPositionInfo"), (ds, self.config.referral_storage, m.key, prices, 0, ZERO_ADDRESS, True)))
+            results = self.multicall.run(calls, block)
+            for j, i in enumerate(live):
+                pair, anchored = [], None
+                for k, x in enumerate(searches[i].propose()):
+                    res = results[2 * j + k]
+                    if not res.ok:
+                        break
+                    q = self._from_info(res.value, metas[i], (x, x), market_info[metas[i].market], found[i].min_collateral_usd)
+                    pair.append(is_liquidatable_remaining(q, remaining_collateral_usd(q))[0])
+                    anchored = anchored or q
+                if len(pair) < 2:
+                    searches[i].failed = True
+                    continue
+                searches[i].observe(pair[0], pair[1], proposal=liquidation_price(anchored, searches[i].x))
+        for i, srch in searches.items():
+            if srch.result is not None:
+                out[found[i].key] = (srch.result, True)
         return out
 
-    def position_of(self, p: GmxPosition, meta: dict[str, tuple[str, int]], block: BlockRef) -> Position:
+    def position_of(self, p: GmxPosition, meta: dict[str, tuple[str, int]], block: BlockRef, liq_price: tuple[int, bool] | None) -> Position:
         remaining = remaining_collateral_usd(p)
         index = p.index_token
         liquidatable, reason = is_liquidatable_remaining(p, remaining)
         to_usd = FLOAT_PRECISION // USD_SCALE  # GMX USD is 1e30, the domain's 1e18
         collateral_usd = p.collateral_amount * p.collateral_price[0] // to_usd
-        liq = liquidation_price(p)
+        liq = liq_price[0] if liq_price is not None else None
         mid = (p.index_price[0] + p.index_price[1]) // 2
         details = {
             "position_key": p.key,
@@ -229,8 +312,9 @@ class GmxV2Adapter(ProtocolAdapter):
             "min_collateral_factor_for_liquidation": str(p.min_collateral_factor_for_liquidation),
             "verdict": reason or "healthy",
         }
-        if liq is not None:
-            details["liquidation_index_price"] = str(liq)
+        if liq_price is not None:
+            details["liquidation_index_price"] = str(liq_price[0])
+            details["liquidation_index_price_exact"] = str(liq_price[1]).lower()
         return Position(
             protocol=self.name,
             kind=self.kind,
@@ -242,7 +326,7 @@ class GmxV2Adapter(ProtocolAdapter):
             health_factor=health_factor(p, remaining),
             liquidatable=liquidatable,
             liquidation_threshold_bps=p.min_collateral_factor_for_liquidation * 10_000 // FLOAT_PRECISION,
-            price_drop_to_liquidation=abs(mid - liq) / mid if liq is not None and mid else None,
+            price_drop_to_liquidation=0.0 if liquidatable else abs(mid - liq) / mid if liq is not None and mid else None,
             legs=(
                 PositionLeg(p.collateral_token, *meta[p.collateral_token][:1], "collateral", p.collateral_amount, meta[p.collateral_token][1], collateral_usd, 0),
                 PositionLeg(index, meta[index][0], "long" if p.is_long else "short", p.size_in_tokens, meta[index][1], p.size_in_usd // to_usd, 0),

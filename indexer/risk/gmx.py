@@ -105,39 +105,120 @@ def remaining_at_index_price(p: GmxPosition, price: int, spread: tuple[int, int]
     return p.collateral_amount * cmin + pnl + liquidation_impact(p) - cost * cmin
 
 
-def liquidation_price(p: GmxPosition) -> int | None:
-    """The index price (per unit x 1e30, no spread) nearest the current one at which the rule holds.
+def liquidation_price(p: GmxPosition, start: int | None = None) -> int | None:
+    """The model's index price (per unit x 1e30, no spread) nearest ``start`` (default: the current mid)
+    at which the verdict flips: liquidatable there, not one unit towards safety (up for longs, down for
+    shorts). For a position liquidatable now it is the price it must recover to, less one unit. None
+    when no positive price liquidates it (e.g. a long whose collateral alone covers the threshold).
 
-    Longs: the highest price at or below the current mid; shorts: the lowest at or above it. None when
-    no price liquidates it (e.g. a long whose collateral alone covers the threshold).
+    The model holds the fee USD values of ``p`` fixed, so it is exact near the price ``p`` was read at;
+    ``BoundarySearch`` re-reads the position at the model's answer until the chain agrees.
     """
 
     def under(price: int) -> bool:
         return is_liquidatable_remaining(p, remaining_at_index_price(p, price))[0]
 
-    mid = (p.index_price[0] + p.index_price[1]) // 2
-    if under(mid):
-        return mid
-    if p.is_long:
-        if not under(1):
-            return None
-        lo, hi = 1, mid  # under(lo), not under(hi)
-        while hi - lo > 1:
-            m = (lo + hi) // 2
-            if under(m):
-                lo = m
-            else:
-                hi = m
-        return lo
-    lo, hi = mid, max(1, mid) * 2  # not under(lo)
-    while not under(hi):
-        if hi > 2**200:
-            return None
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
+    s = 1 if p.is_long else -1
+    x = max(1, (p.index_price[0] + p.index_price[1]) // 2 if start is None else start)
+    step = 1
+    if under(x):  # walk towards safety until healthy
+        lo = x
+        while True:
+            hi = lo + s * step
+            if hi < 1 or step > 2**200:
+                return None
+            if not under(hi):
+                break
+            lo, step = hi, step * 2
+    else:  # walk towards danger until liquidatable
+        hi = x
+        while True:
+            lo = max(1, hi - s * step)
+            if under(lo):
+                break
+            if lo == 1 or step > 2**200:
+                return None
+            hi, step = lo, step * 2
+    while abs(hi - lo) > 1:  # under(lo), not under(hi)
         m = (lo + hi) // 2
         if under(m):
-            hi = m
-        else:
             lo = m
-    return hi
+        else:
+            hi = m
+    return lo
+
+
+@dataclass(slots=True)
+class BoundarySearch:
+    """Settles a position's liquidation index price with verdicts the protocol itself computes.
+
+    The model (``liquidation_price``) holds the pending borrowing rate fixed; on-chain that rate (and the
+    pending funding amount, divided by the collateral token's price) moves with the prices passed in.
+    Each round the caller evaluates ``propose()`` (x and the next unit towards safety) with the Reader at
+    those prices and reports the verdict at both, plus the model's answer
+    re-anchored on what the Reader returned at x. It ends when x is liquidatable and x + toward_safety is
+    not, the definition the tests check. The proposals are kept inside the bracket of points the chain
+    has classified; a proposal outside it, or a round that did not halve it, is replaced by bisection,
+    which always ends at an adjacent pair.
+
+    >>> truth = lambda x: x <= 1234  # liquidatable at and below 1234
+    >>> s = BoundarySearch(start=1000, toward_safety=1)
+    >>> while s.result is None and not s.failed:
+    ...     a, b = (truth(x) for x in s.propose())
+    ...     s.observe(a, b, proposal=s.x + 100)  # a poor model: bisection finishes the job
+    >>> s.result
+    1234
+    """
+
+    start: int
+    toward_safety: int  # +1: safer as the price rises (longs), -1: shorts
+    x: int = 0
+    liq: int | None = None  # the chain says liquidatable here ...
+    safe: int | None = None  # ... and healthy here; liq is before safe in the toward_safety direction
+    result: int | None = None
+    failed: bool = False
+    last_width: int | None = None
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        self.x = max(1, self.start)
+
+    def propose(self) -> tuple[int, int]:
+        return self.x, self.x + self.toward_safety
+
+    def _note(self, price: int, liquidatable: bool) -> None:
+        s = self.toward_safety
+        inside_liq = self.liq is None or (price - self.liq) * s > 0
+        inside_safe = self.safe is None or (self.safe - price) * s > 0
+        if liquidatable and inside_liq and inside_safe:
+            self.liq = price
+        elif not liquidatable and inside_safe and inside_liq:
+            self.safe = price
+
+    def observe(self, at_x: bool, at_next: bool, proposal: int | None) -> None:
+        s, x = self.toward_safety, self.x
+        if at_x and not at_next:
+            self.result = x
+            return
+        self._note(x, at_x)
+        self._note(x + s, at_next)
+        nxt = proposal
+        if self.liq is not None and self.safe is not None:
+            width = (self.safe - self.liq) * s
+            if width == 1:
+                self.result = self.liq
+                return
+            halved = self.last_width is None or width * 2 <= self.last_width
+            if nxt is None or not 0 < (nxt - self.liq) * s < width or not halved:
+                nxt = self.liq + s * (width // 2)  # bisection
+            self.last_width = width
+        else:  # one side known: a proposal on the known side gives way to a doubling step past it
+            self.stride *= 2
+            if self.liq is not None and (nxt is None or (nxt - self.liq) * s <= 0):
+                nxt = self.liq + s * self.stride
+            elif self.safe is not None and (nxt is None or (self.safe - nxt) * s <= 0):
+                nxt = self.safe - s * self.stride
+        if nxt < 1:
+            self.failed = True
+            return
+        self.x = nxt
