@@ -98,3 +98,5 @@ class Snapshot:
     rpc_requests: int  # JSON-RPC requests the run made
     duration_seconds: float  # wall time of the run
     checkpoint_reset: bool = False  # the stored checkpoint was off-chain; this run rescanned from the start
+    shard: int = 0  # which account shard of the protocol instance this run read (0-based) ...
+    shards: int = 1  # ... out of how many (1: the instance is not sharded)

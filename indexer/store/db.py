@@ -106,6 +106,7 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 select(SnapshotRun).where(
                     SnapshotRun.chain_id == snap.block.chain_id,
                     SnapshotRun.protocol == snap.protocol,
+                    SnapshotRun.shard == snap.shard,
                     SnapshotRun.block_hash == snap.block.hash,
                 )
             ).first()
@@ -117,6 +118,8 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 chain_id=snap.block.chain_id,
                 protocol=snap.protocol,
                 kind=snap.kind,
+                shard=snap.shard,
+                shards=snap.shards,
                 block_number=snap.block.number,
                 block_hash=snap.block.hash,
                 block_timestamp=snap.block.timestamp,
@@ -265,8 +268,8 @@ def _row(pos: PositionSnapshot, run: SnapshotRun) -> PositionRow:
 
 
 def latest_run_ids(session: Session, protocol: str | None = None) -> list[int]:
-    """The newest canonical run of each protocol instance."""
-    query = select(func.max(SnapshotRun.id)).where(SnapshotRun.status == "canonical").group_by(SnapshotRun.protocol)
+    """The newest canonical run of each protocol instance (of each of its account shards, if sharded)."""
+    query = select(func.max(SnapshotRun.id)).where(SnapshotRun.status == "canonical").group_by(SnapshotRun.protocol, SnapshotRun.shard)
     if protocol is not None:
         query = query.where(SnapshotRun.protocol == protocol)
     return [i for i in session.exec(query).all() if i is not None]

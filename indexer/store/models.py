@@ -18,13 +18,15 @@ class SnapshotRun(SQLModel, table=True):
     """One snapshot of one protocol instance at one block."""
 
     __tablename__ = "snapshot_runs"
-    __table_args__ = (UniqueConstraint("chain_id", "protocol", "block_hash", name="uq_run_block"),)
+    __table_args__ = (UniqueConstraint("chain_id", "protocol", "shard", "block_hash", name="uq_run_shard_block"),)
 
     id: int | None = Field(default=None, primary_key=True)
     chain: str = Field(index=True)  # chain name from the config
     chain_id: int  # EIP-155 chain id
     protocol: str = Field(index=True)  # protocol instance name
     kind: str  # adapter kind
+    shard: int = 0  # account shard this run read (domain.Snapshot.shard) ...
+    shards: int = 1  # ... out of how many
     block_number: int
     block_hash: str
     block_timestamp: int
@@ -104,3 +106,26 @@ class KnownAccount(SQLModel, table=True):
     account: str = Field(primary_key=True)
     market: str = Field(default="", primary_key=True)  # see domain.AccountKey
     first_seen_block: int
+
+
+class JobLease(SQLModel, table=True):
+    """Which ``indexer run`` process owns a scheduled job, until when (scale-out across processes).
+
+    A process runs a job only while it holds the job's unexpired lease; times are the database's clock."""
+
+    __tablename__ = "job_leases"
+
+    job_id: str = Field(primary_key=True)  # e.g. "snapshot:aave-v3-ethereum" or "snapshot:aave-v3-ethereum#2/4"
+    owner: str  # worker_id of the holder
+    acquired_at: datetime
+    expires_at: datetime = Field(index=True)
+
+
+class Worker(SQLModel, table=True):
+    """A live ``indexer run`` process, as its heartbeat says; jobs are shared among the live ones."""
+
+    __tablename__ = "workers"
+
+    worker_id: str = Field(primary_key=True)  # host:pid:random
+    started_at: datetime
+    heartbeat_at: datetime = Field(index=True)
