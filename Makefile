@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test fixtures check-fixtures clean
+.PHONY: setup demo test bench fixtures check-fixtures clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (not tests): each script prints a table with ratios against a baseline measured in the same run.
+bench: setup
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
 # Recompile contracts_fixtures/src into contracts_fixtures/artifacts (commit the result).
 fixtures: node_modules/.installed
