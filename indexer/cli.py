@@ -25,6 +25,8 @@ from indexer.errors import ConfigError, IndexerError
 from indexer.store.db import account_positions, at_risk, make_engine, protocol_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
+db_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The database: schema migrations and maintenance.")
+app.add_typer(db_app, name="db")
 # Wide enough for addresses and the table's columns when stdout is a pipe or a file.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -41,7 +43,8 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     # HTTP libraries log full URLs (and so API keys) at debug level: keep them quiet.
-    for noisy in ("urllib3", "web3", "requests", "apscheduler.executors.default"):
+    # Alembic narrates every step at INFO; the store logs one line per migration instead.
+    for noisy in ("urllib3", "web3", "requests", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -104,19 +107,26 @@ def snapshot(
     clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in protos}}
     engine = make_engine(settings.database_url)
     for proto in protos:
-        result = run_snapshot(settings, proto, engine, rpc=clients[proto.chain], at_block=block)
-        s = result.snapshot
-        console.print(
-            f"{proto.name}: block {s.block.number}, {len(s.positions)} positions "
-            f"({sum(p.liquidatable for p in s.positions)} liquidatable), {s.accounts_read} accounts, "
-            f"{s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s{'' if result.created else ' (already stored)'}"
-        )
+        pinned = block
+        for shard in range(proto.shards):  # shard 0 discovers accounts; the others read them at its block
+            result = run_snapshot(settings, proto, engine, rpc=clients[proto.chain], at_block=pinned, shard=shard)
+            s = result.snapshot
+            pinned = s.block.number
+            label = proto.name if proto.shards == 1 else f"{proto.name} shard {shard}/{proto.shards}"
+            console.print(
+                f"{label}: block {s.block.number}, {len(s.positions)} positions "
+                f"({sum(p.liquidatable for p in s.positions)} liquidatable), {s.accounts_read} accounts, "
+                f"{s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s{'' if result.created else ' (already stored)'}"
+            )
 
 
 @app.command()
 @_errors
 def run(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
-    """Run the scheduler: one snapshot job per protocol at its interval, until interrupted."""
+    """Run the scheduler: one snapshot job per protocol (and account shard) at its interval, until interrupted.
+
+    Processes sharing one database split the jobs between them through leases in the database.
+    """
     from indexer.pipeline import connect
     from indexer.scheduler import run_forever
 
@@ -185,6 +195,48 @@ def demo(
 
     settings = _settings(None, database_url)
     run_demo(settings.database_url, rounds=rounds, accounts=accounts, seed=seed, console=console)
+
+
+@db_app.command("upgrade")
+@_errors
+def db_upgrade(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Migrate the database to this indexer's schema, in one transaction; at the head already, do nothing.
+
+    A database of a release before migrations (no alembic_version) gets its revision recorded first."""
+    from indexer.store.schema import redact, upgrade
+
+    settings = _settings(config, database_url)
+    before, after = upgrade(settings.database_url)
+    where = redact(settings.database_url)
+    # Plain writes: a URL must not be wrapped or styled by the console.
+    if before == after:
+        sys.stdout.write(f"{where}: already at {after.describe()} (head), nothing to do\n")
+    else:
+        sys.stdout.write(f"{where}: upgraded {before.describe()} -> {after.describe()}\n")
+
+
+@db_app.command("prune")
+@_errors
+def db_prune(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    keep_days: Annotated[float | None, typer.Option(min=0, help="keep every snapshot of this many days (default: [retention] keep_days)")] = None,
+    thin_seconds: Annotated[int | None, typer.Option(min=1, help="older snapshots: keep one per this many seconds per protocol")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be deleted, delete nothing")] = False,
+) -> None:
+    """Delete old snapshots: all of the last N days stay, older ones are thinned, no account's latest row goes."""
+    from indexer.store.retention import prune
+
+    settings = _settings(config, database_url)
+    keep = settings.retention.keep_days if keep_days is None else keep_days
+    every = settings.retention.thin_seconds if thin_seconds is None else thin_seconds
+    r = prune(make_engine(settings.database_url, create=False), keep_days=keep, thin_seconds=every, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    sys.stdout.write(
+        f"{verb} {r.runs_deleted} of {r.runs_before} runs ({r.positions_deleted} position rows, {r.prices_deleted} price rows); "
+        f"kept every run of the last {keep:g} days and one per {every}s per protocol before; "
+        f"{r.protected} older runs kept for an account's latest position\n"
+    )
 
 
 def main() -> None:

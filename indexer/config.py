@@ -66,6 +66,9 @@ class _ProtocolBase(BaseModel):
     chain: str = Field(description="key of the chain in [chains]")
     start_block: int = Field(default=0, ge=0, description="first block scanned for accounts (the protocol's deployment)")
     interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
+    shards: int = Field(
+        default=1, ge=1, description="account shards: `indexer run` schedules one job per shard, so processes sharing a database split the accounts"
+    )
 
 
 class AaveV3Config(_ProtocolBase):
@@ -134,6 +137,37 @@ ProtocolConfig = Annotated[
 PROTOCOL_KINDS = ("aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2", "gmx_v2")
 
 
+class RetentionConfig(BaseModel):
+    """``indexer db prune``: every snapshot of the last ``keep_days`` days is kept; older ones are thinned
+    to the newest per ``thin_seconds`` bucket per protocol (and shard); an account's latest row is never
+    deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_days: float = Field(default=30, ge=0, description="days (by block timestamp) whose snapshots are all kept")
+    thin_seconds: int = Field(default=3600, gt=0, description="older snapshots: one kept per this many seconds per protocol")
+
+
+class ScaleOutConfig(BaseModel):
+    """How ``indexer run`` processes sharing one database split the jobs: leases and heartbeats in the database."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="seconds between a process's heartbeats and lease renewals")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="a process silent this long counts as dead and its job leases expire; others take its jobs"
+    )
+
+    @model_validator(mode="after")
+    def _check_lease(self) -> ScaleOutConfig:
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be at least twice heartbeat_seconds ({self.heartbeat_seconds:g}), "
+                "or a live process loses its leases between two heartbeats"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the indexer is told."""
 
@@ -143,6 +177,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="logging level")
     chains: dict[str, ChainConfig] = Field(default_factory=dict, description="chains by name")
     protocols: list[ProtocolConfig] = Field(default_factory=list, description="protocol instances to index")
+    scale_out: ScaleOutConfig = Field(default_factory=ScaleOutConfig, description="leases that let several `indexer run` processes share the jobs")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="what `indexer db prune` keeps")
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

@@ -100,3 +100,6 @@ class Snapshot:
     checkpoint_reset: bool = False  # the stored checkpoint was off-chain; this run rescanned from the start
     shard: int = 0  # which account shard of the protocol instance this run read (0-based) ...
     shards: int = 1  # ... out of how many (1: the instance is not sharded)
+    # False: the run scanned no logs (an account shard other than 0 reads the accounts shard 0 discovered);
+    # the store then leaves the checkpoint and known accounts as they are.
+    advances_checkpoint: bool = True

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from eth_utils import keccak
 from sqlalchemy import Engine
 
 from indexer.chain.block import pin_block
@@ -15,7 +16,7 @@ from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
 from indexer.config import ChainConfig, ProtocolConfig, Settings
 from indexer.domain import AccountKey, BlockRef, Snapshot
-from indexer.errors import ChainMismatch, ConfigError, RpcResponseError, RpcUnreachable
+from indexer.errors import ChainMismatch, ConfigError, IndexerError, RpcResponseError, RpcUnreachable
 from indexer.protocols.registry import make_adapter
 from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
 
@@ -23,6 +24,27 @@ log = logging.getLogger(__name__)
 
 # Seconds the start-up check waits for a node before calling its URL wrong.
 STARTUP_PROBE_TIMEOUT_SECONDS = 10.0
+
+
+class ShardWaiting(IndexerError):
+    """An account shard other than 0 has nothing to read yet: shard 0 has not discovered any account."""
+
+
+def account_shard(account: str, shards: int) -> int:
+    """The account shard (``0 .. shards-1``) an address belongs to, the same in every process and release.
+
+    keccak256 of the address as lower-case ``0x``-hex ASCII text, read as a big-endian integer, modulo
+    ``shards``. Only the address counts (not the market), so all of an address's positions in an instance
+    are read by one shard.
+
+    >>> account_shard("0x000000000000000000000000000000000000dEaD", 1)
+    0
+    >>> account_shard("0x000000000000000000000000000000000000dEaD", 3) == account_shard("0x000000000000000000000000000000000000dead", 3)
+    True
+    """
+    if shards <= 1:
+        return 0
+    return int.from_bytes(keccak(text=account.lower()), "big") % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +109,25 @@ def run_snapshot(
     rpc: RpcClient | None = None,
     at_block: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    shard: int = 0,
 ) -> RunResult:
-    """Take and store one snapshot of ``proto``; ``at_block`` pins an exact block instead of head - confirmations."""
+    """Take and store one snapshot of ``proto``; ``at_block`` pins an exact block instead of head - confirmations.
+
+    With ``proto.shards > 1`` the run reads only the known accounts of account shard ``shard`` (see
+    ``account_shard``). Shard 0 also discovers new accounts and moves the checkpoint; the other shards read
+    the accounts already stored and leave the checkpoint alone (``ShardWaiting`` until shard 0 has run once).
+    """
+    shards = proto.shards
+    if not 0 <= shard < shards:
+        raise ConfigError(f"protocols.{proto.name}: shard {shard} out of range for shards = {shards}", key="shards")
     started = time.monotonic()
     chain_cfg = settings.chains[proto.chain]
+    shard_checkpoint = None
+    if shard > 0:
+        # Discovery is shard 0's: the other shards read what it stored and hand its checkpoint through.
+        shard_checkpoint = get_checkpoint(engine, proto.chain, proto.name)
+        if shard_checkpoint is None:
+            raise ShardWaiting(f"{proto.name} shard {shard}/{shards}: waiting for shard 0 to discover the accounts")
     if rpc is None:
         rpc, chain_id = connect(proto.chain, chain_cfg)
         requests_before = rpc.request_count
@@ -101,13 +138,18 @@ def run_snapshot(
     multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)
-    start, rescan = _discovery_start(engine, rpc, proto.chain, proto, block)
     new_accounts: set[AccountKey] = set()
-    if start <= block.number:
-        filt = adapter.log_filter(market)
-        logs = scan_logs(rpc, filt.addresses, filt.topics, start, block.number, chunk=chain_cfg.log_chunk_blocks, max_chunk=chain_cfg.log_chunk_blocks, on_progress=on_progress)
-        new_accounts = adapter.accounts_from_logs(logs)
-    accounts = sorted(set(known_accounts(engine, proto.name)) | new_accounts)
+    rescan = False
+    if shard_checkpoint is None:
+        start, rescan = _discovery_start(engine, rpc, proto.chain, proto, block)
+        if start <= block.number:
+            filt = adapter.log_filter(market)
+            logs = scan_logs(rpc, filt.addresses, filt.topics, start, block.number, chunk=chain_cfg.log_chunk_blocks, max_chunk=chain_cfg.log_chunk_blocks, on_progress=on_progress)
+            new_accounts = adapter.accounts_from_logs(logs)
+        checkpoint_block = max(block.number, start - 1)
+    else:
+        checkpoint_block = shard_checkpoint.block_number
+    accounts = sorted(k for k in set(known_accounts(engine, proto.name)) | new_accounts if account_shard(k.account, shards) == shard)
     positions = adapter.positions(market, accounts, block)
     prices = adapter.prices(market)  # after positions: adapters that learn their markets from the accounts price them there
     snapshot = Snapshot(
@@ -118,16 +160,21 @@ def run_snapshot(
         positions=tuple(positions),
         prices=tuple(prices),
         new_accounts=tuple(sorted(new_accounts)),
-        checkpoint_block=max(block.number, start - 1),
+        checkpoint_block=checkpoint_block,
         checkpoint_reset=rescan,
+        shard=shard,
+        shards=shards,
+        advances_checkpoint=shard == 0,
         accounts_read=len(accounts),
         rpc_requests=rpc.request_count - requests_before,
         duration_seconds=time.monotonic() - started,
     )
     run_id, created = write_snapshot(engine, snapshot)
     log.info(
-        "snapshot protocol=%s chain=%s block=%d hash=%s accounts=%d new_accounts=%d positions=%d liquidatable=%d rpc_requests=%d seconds=%.2f stored=%s",
+        "snapshot protocol=%s shard=%d/%d chain=%s block=%d hash=%s accounts=%d new_accounts=%d positions=%d liquidatable=%d rpc_requests=%d seconds=%.2f stored=%s",
         proto.name,
+        shard,
+        shards,
         proto.chain,
         block.number,
         block.hash[:10],

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sqlite3
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from indexer.chain.rpc import RpcClient
 from indexer.config import AaveV3Config, ChainConfig, CompoundV3Config, GmxV2Config, MorphoBlueConfig, Settings, SynthetixPerpsV2Config
@@ -241,3 +249,90 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture()
 def engine(db_url: str):  # type: ignore[no-untyped-def]
     return make_engine(db_url)
+
+
+# --- the store's backends: the same store and migration tests run on SQLite and PostgreSQL ----------------
+# A server with trust auth (or a password in the URL); each test gets its own database, dropped afterwards.
+PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+DB_BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass
+class FreshDatabase:
+    """An empty database of one backend, with raw access through the driver itself (not the store's code)."""
+
+    backend: str  # "sqlite" or "postgresql"
+    url: str  # SQLAlchemy URL, password included
+    path: Path | None  # the SQLite file
+
+    def _connect(self) -> Any:
+        if self.path is not None:
+            return sqlite3.connect(self.path)
+        import psycopg
+
+        return psycopg.connect(make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        con = self._connect()
+        try:
+            return [tuple(r) for r in con.execute(sql).fetchall()]
+        finally:
+            con.close()
+
+    def scalar(self, sql: str) -> Any:
+        rows = self.rows(sql)
+        return rows[0][0] if rows else None
+
+    def execute(self, *statements: str) -> None:
+        con = self._connect()
+        try:
+            for sql in statements:
+                con.execute(sql)
+            con.commit()
+        finally:
+            con.close()
+
+    def tables(self) -> set[str]:
+        if self.path is not None:
+            return {r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {r[0] for r in self.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+
+    def columns(self, table: str) -> list[str]:
+        if self.path is not None:
+            return [r[1] for r in self.rows(f"PRAGMA table_info({table})")]
+        return [r[0] for r in self.rows(f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}' ORDER BY ordinal_position")]
+
+    def counts(self, tables: tuple[str, ...]) -> dict[str, int]:
+        return {t: int(self.scalar(f"SELECT COUNT(*) FROM {t}")) for t in tables}
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[FreshDatabase]:
+    """A new empty database: a file under ``tmp_path``, or ``idx_test_<hex>`` on the PostgreSQL server (skipped,
+    with the reason, when no server answers)."""
+    if backend == "sqlite":
+        path = tmp_path / f"store-{uuid.uuid4().hex[:8]}.db"
+        yield FreshDatabase("sqlite", f"sqlite:///{path}", path)
+        return
+    server = make_url(PG_SERVER_URL)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        conn = admin.connect()
+    except SQLAlchemyError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {server.host}:{server.port or 5432}: {str(exc.orig or exc).strip().splitlines()[0]}")
+    name = f"idx_test_{uuid.uuid4().hex[:16]}"
+    try:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield FreshDatabase("postgresql", server.set(database=name).render_as_string(hide_password=False), None)
+    finally:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # also ends engines the test left open
+        conn.close()
+        admin.dispose()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FreshDatabase]:
+    """A fresh empty database, once per backend."""
+    with fresh_database(request.param, tmp_path) as db:
+        yield db

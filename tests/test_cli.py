@@ -234,3 +234,41 @@ def test_demo_stopped_by_sigterm_stops_its_anvil(tmp_path: Path) -> None:
     assert proc.returncode != 0
     with pytest.raises(RpcUnreachable):
         node.chain_id()
+
+
+def test_snapshot_of_a_sharded_instance_reads_every_account_once_at_one_block(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """`indexer snapshot` runs every shard of a sharded instance at shard 0's block; together the shards
+    read exactly the accounts the unsharded instance reads."""
+    import sqlite3  # noqa: PLC0415
+
+    provider = market_v35.fixture.provider
+    db = tmp_path / "shards.db"
+    cfg = write_config(tmp_path / "c.toml", anvil.url, provider, db=f"sqlite:///{db}")
+    cfg.write_text(
+        cfg.read_text()
+        + f"""
+[[protocols]]
+name = "aave-sharded"
+kind = "aave_v3"
+chain = "local"
+pool_addresses_provider = "{provider}"
+shards = 3
+"""
+    )
+    proc = indexer("snapshot", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "aave-sharded shard 2/3" in proc.stdout
+    con = sqlite3.connect(db)
+    runs = con.execute("SELECT protocol, shard, shards, block_number FROM snapshot_runs ORDER BY protocol, shard").fetchall()
+    assert [(p, s, n) for p, s, n, _ in runs] == [("aave-local", 0, 1), ("aave-sharded", 0, 3), ("aave-sharded", 1, 3), ("aave-sharded", 2, 3)]
+    assert len({b for _, _, _, b in runs}) == 1, "every shard at the same block"
+
+    def accounts(protocol: str) -> list[str]:
+        return sorted(r[0] for r in con.execute("SELECT account FROM position_snapshots WHERE protocol = ?", (protocol,)))
+
+    assert len(accounts("aave-local")) >= 100
+    assert accounts("aave-sharded") == accounts("aave-local"), "the shards read each account exactly once"
+    per_shard = con.execute(
+        "SELECT r.shard, count(*) FROM position_snapshots p JOIN snapshot_runs r ON p.run_id = r.id WHERE r.protocol = 'aave-sharded' GROUP BY r.shard"
+    ).fetchall()
+    assert len(per_shard) == 3 and all(n > 0 for _, n in per_shard)

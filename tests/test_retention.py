@@ -111,3 +111,33 @@ def test_prune_refuses_nonsense_settings(store: tuple[Engine, str], keep_days: f
     engine, _ = store
     with pytest.raises(StoreError, match="retention needs"):
         prune(engine, keep_days=keep_days, thin_seconds=thin_seconds, now=NOW)
+
+
+def test_db_prune_command_uses_the_config_and_flags(store: tuple[Engine, str], tmp_path: Path) -> None:
+    """The CLI: `--dry-run` deletes nothing; without it the runs older than `--keep-days` are thinned."""
+    import subprocess
+    import sys
+
+    engine, url = store
+    # runs around the real clock: an hour's worth 3 days ago (thinned to one) and one now (kept)
+    import time as _time
+
+    now = int(_time.time())
+    for k in range(6):
+        write_snapshot(engine, _snap("a", k + 1, now - 3 * 86_400 - k * 60, ["0x" + "aa" * 20]))
+    write_snapshot(engine, _snap("a", 100, now, ["0x" + "aa" * 20]))
+    cfg = tmp_path / "r.toml"
+    cfg.write_text(f'database_url = "{url}"\n[retention]\nkeep_days = 1\nthin_seconds = 86400\n')
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "indexer.cli", "db", "prune", "--config", str(cfg), *args], capture_output=True, text=True, timeout=120)
+
+    dry = cli("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete" in dry.stdout and len(_runs(engine)) == 7
+    done = cli()
+    assert done.returncode == 0, done.stderr
+    assert len(_runs(engine)) <= 3 and "deleted" in done.stdout  # one or two day-buckets of old runs + the recent one
+    assert any(ts >= now for _, _, ts in _runs(engine))
+    bad = cli("--keep-days", "-1")
+    assert bad.returncode == 2 and "keep-days" in bad.stderr

@@ -1,13 +1,15 @@
-"""The SQLite store: exact big integers, idempotent snapshot writes, checkpoints and the read queries.
+"""The store: exact big integers, idempotent snapshot writes, checkpoints and the read queries.
 
-Every test uses a real SQLite file under tmp_path.
+One suite for both backends: every test that takes ``db`` (or ``engine``) runs on a real SQLite file under
+tmp_path and on a fresh database of the PostgreSQL server at 127.0.0.1:5432 (skipped, with the reason, when
+none answers). Stored values are checked through the driver itself, independently of the store code.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from decimal import Decimal
+from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceRea
 from indexer.errors import StoreError
 from indexer.store.codec import BigInt
 from indexer.store.db import account_positions, at_risk, get_checkpoint, known_accounts, list_runs, make_engine, write_snapshot
+from tests.conftest import FreshDatabase
 
 WAD = 10**18
 MAX = 2**256 - 1
@@ -78,28 +81,38 @@ def snapshot(
 
 
 @pytest.fixture()
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "x.db"
+def db(any_db: FreshDatabase) -> FreshDatabase:
+    """A fresh empty database (SQLite file, PostgreSQL database): see conftest.fresh_database."""
+    return any_db
 
 
 @pytest.fixture()
-def engine(db_path: Path) -> Engine:
-    return make_engine(f"sqlite:///{db_path}")
+def engine(db: FreshDatabase) -> Iterator[Engine]:
+    eng = make_engine(db.url)
+    yield eng
+    eng.dispose()
 
 
-def counts(db_path: Path) -> dict[str, int]:
-    """Row counts read with the sqlite3 module, independently of the store code."""
-    con = sqlite3.connect(db_path)
-    try:
-        return {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
-    finally:
-        con.close()
+def counts(db: FreshDatabase) -> dict[str, int]:
+    """Row counts read through the driver (sqlite3, psycopg), independently of the store code."""
+    return db.counts(TABLES)
+
+
+def stored_type(db: FreshDatabase, table: str, column: str) -> tuple[object, ...]:
+    """How the database itself stores ``column``: SQLite's value type, PostgreSQL's declared type."""
+    if db.backend == "sqlite":
+        return (db.scalar(f"SELECT typeof({column}) FROM {table}"),)
+    return db.rows(f"SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}'")[0]
+
+
+# Exact storage of big integers: decimal text on SQLite, NUMERIC(78,0) on PostgreSQL.
+EXACT_STORAGE = {"sqlite": ("text",), "postgresql": ("numeric", 78, 0)}
 
 
 # --- BigInt ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [MAX, 0, -(2**255), 2**255 - 1, -1, 10**77, -(10**77) + 7, WAD - 1])
-def test_bigint_round_trips_exactly(tmp_path: Path, value: int) -> None:
-    eng = make_engine(f"sqlite:///{tmp_path / 'codec.db'}")
+def test_bigint_round_trips_exactly(db: FreshDatabase, value: int) -> None:
+    eng = make_engine(db.url)
     meta = MetaData()
     table = Table("t", meta, Column("id", Integer, primary_key=True), Column("v", BigInt()))
     meta.create_all(eng)
@@ -108,14 +121,14 @@ def test_bigint_round_trips_exactly(tmp_path: Path, value: int) -> None:
     with eng.connect() as conn:
         got = conn.execute(select(table.c.v)).scalar_one()
     assert type(got) is int and got == value
-    # Stored as exact decimal text, never through a float.
-    con = sqlite3.connect(tmp_path / "codec.db")
-    assert con.execute("SELECT v FROM t").fetchone()[0] == str(value)
-    con.close()
+    # Stored exactly (decimal text on SQLite, NUMERIC(78,0) on PostgreSQL), never through a float.
+    assert db.scalar("SELECT CAST(v AS TEXT) FROM t") == str(value)
+    assert stored_type(db, "t", "v") == EXACT_STORAGE[db.backend]
+    eng.dispose()
 
 
-def test_bigint_null_round_trips(tmp_path: Path) -> None:
-    eng = make_engine(f"sqlite:///{tmp_path / 'codec.db'}")
+def test_bigint_null_round_trips(db: FreshDatabase) -> None:
+    eng = make_engine(db.url)
     meta = MetaData()
     table = Table("t", meta, Column("id", Integer, primary_key=True), Column("v", BigInt(), nullable=True))
     meta.create_all(eng)
@@ -123,11 +136,12 @@ def test_bigint_null_round_trips(tmp_path: Path) -> None:
         conn.execute(insert(table).values(id=1, v=None))
     with eng.connect() as conn:
         assert conn.execute(select(table.c.v)).scalar_one() is None
+    eng.dispose()
 
 
 @pytest.mark.parametrize("bad", [1.5, True, "12", Decimal(12)])
-def test_bigint_rejects_non_int(tmp_path: Path, bad: object) -> None:
-    eng = make_engine(f"sqlite:///{tmp_path / 'codec.db'}")
+def test_bigint_rejects_non_int(db: FreshDatabase, bad: object) -> None:
+    eng = make_engine(db.url)
     meta = MetaData()
     table = Table("t", meta, Column("id", Integer, primary_key=True), Column("v", BigInt()))
     meta.create_all(eng)
@@ -135,9 +149,10 @@ def test_bigint_rejects_non_int(tmp_path: Path, bad: object) -> None:
         conn.execute(insert(table).values(id=1, v=bad))
     with eng.connect() as conn:
         assert conn.execute(select(table.c.v)).all() == []
+    eng.dispose()
 
 
-def test_position_big_integers_round_trip_through_the_store(engine: Engine, db_path: Path) -> None:
+def test_position_big_integers_round_trip_through_the_store(engine: Engine, db: FreshDatabase) -> None:
     blk = block(100)
     no_debt = position("0xNODEBT", MAX, blk, coll=MAX - 5, debt=0)
     underwater = position("0xNEG", 0, blk, coll=3, debt=2**255, nlv=-(2**255) + 3)
@@ -153,55 +168,64 @@ def test_position_big_integers_round_trip_through_the_store(engine: Engine, db_p
             pos.debt_usd,
             pos.nlv_usd,
         )
-    con = sqlite3.connect(db_path)
-    assert con.execute("SELECT nlv_usd FROM position_snapshots WHERE account='0xHUGE'").fetchone()[0] == str(-(2**255))
-    assert con.execute("SELECT health_factor FROM position_snapshots WHERE account='0xNODEBT'").fetchone()[0] == str(MAX)
-    con.close()
+    assert db.scalar("SELECT CAST(nlv_usd AS TEXT) FROM position_snapshots WHERE account='0xHUGE'") == str(-(2**255))
+    assert db.scalar("SELECT CAST(health_factor AS TEXT) FROM position_snapshots WHERE account='0xNODEBT'") == str(MAX)
+    assert db.scalar("SELECT CAST(nlv_usd AS TEXT) FROM position_snapshots WHERE account='0xNEG'") == str(-(2**255) + 3)
+    for column in ("health_factor", "collateral_usd", "debt_usd", "nlv_usd"):
+        assert stored_type(db, "position_snapshots", column)[0] == EXACT_STORAGE[db.backend][0]
     # The JSON of the no-debt row reports "inf", not a float of 2**256-1.
     assert account_positions(engine, "0xNODEBT")[0][0].to_json()["health_factor"] == "inf"
+    # at_risk returns the same exact integers: every row below a threshold above 2**256-1, riskiest first.
+    rows = at_risk(engine, MAX + 1)
+    assert [r.address for r in rows] == ["0xNEG", "0xHUGE", "0xNODEBT"]
+    by_address = {r.address: r for r in rows}
+    for pos in (no_debt, underwater, huge_neg):
+        row = by_address[pos.account]
+        assert (row.health_factor, row.collateral_usd, row.debt_usd, row.nlv_usd) == (pos.health_factor, pos.collateral_usd, pos.debt_usd, pos.nlv_usd)
+    no_debt_json = by_address["0xNODEBT"].to_json()
+    assert (no_debt_json["health_factor"], no_debt_json["health_factor_float"]) == ("inf", None)
+    assert by_address["0xHUGE"].to_json()["nlv_usd"] == -(2**255) / 10**18
 
 
 # --- write_snapshot -------------------------------------------------------------------------------------
-def test_write_snapshot_creates_rows(engine: Engine, db_path: Path) -> None:
+def test_write_snapshot_creates_rows(engine: Engine, db: FreshDatabase) -> None:
     blk = block(100)
     snap = snapshot(blk, (position("0xA", 12 * 10**17, blk), position("0xB", 9 * 10**17, blk)), new_accounts=("0xA", "0xB", "0xA"))
     run_id, created = write_snapshot(engine, snap)
     assert created and isinstance(run_id, int)
-    assert counts(db_path) == {"snapshot_runs": 1, "position_snapshots": 2, "price_snapshots": 2, "checkpoints": 1, "known_accounts": 2}
+    assert counts(db) == {"snapshot_runs": 1, "position_snapshots": 2, "price_snapshots": 2, "checkpoints": 1, "known_accounts": 2}
     (run,) = list_runs(engine)
     assert (run.id, run.block_number, run.block_hash, run.positions, run.liquidatable, run.chain_id) == (run_id, 100, blk.hash, 2, 1, 1)
     assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA", "0xB"]
     cp = get_checkpoint(engine, "ethereum", "aave-main")
     assert cp is not None and (cp.block_number, cp.block_hash) == (100, blk.hash)
-    con = sqlite3.connect(db_path)
-    prices = con.execute("SELECT asset, price, feed_answer, feed_updated_at FROM price_snapshots ORDER BY asset").fetchall()
-    con.close()
+    prices = db.rows("SELECT asset, CAST(price AS TEXT), CAST(feed_answer AS TEXT), feed_updated_at FROM price_snapshots ORDER BY asset")
     assert prices == [("0xUSDC", str(10**8), None, None), ("0xWETH", str(2000 * 10**8), str(2000 * 10**8), blk.timestamp - 60)]
 
 
-def test_second_write_of_the_same_block_is_a_no_op(engine: Engine, db_path: Path) -> None:
+def test_second_write_of_the_same_block_is_a_no_op(engine: Engine, db: FreshDatabase) -> None:
     blk = block(100)
     snap = snapshot(blk, (position("0xA", 12 * 10**17, blk),), new_accounts=("0xA",))
     run_id, created = write_snapshot(engine, snap)
     assert created
-    before = counts(db_path)
+    before = counts(db)
     # Same (chain_id, protocol, block hash), even with different content: nothing is written.
     again = replace(snap, positions=(position("0xA", 12 * 10**17, blk), position("0xC", 2 * WAD, blk)), new_accounts=("0xC",), checkpoint_block=150)
     assert write_snapshot(engine, again) == (run_id, False)
     assert write_snapshot(engine, snap) == (run_id, False)
-    assert counts(db_path) == before
+    assert counts(db) == before
     assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA"]
     assert get_checkpoint(engine, "ethereum", "aave-main").block_number == 100  # type: ignore[union-attr]
 
 
-def test_same_block_hash_for_another_protocol_or_chain_is_a_new_run(engine: Engine, db_path: Path) -> None:
+def test_same_block_hash_for_another_protocol_or_chain_is_a_new_run(engine: Engine, db: FreshDatabase) -> None:
     blk = block(100)
     write_snapshot(engine, snapshot(blk, (position("0xA", WAD, blk),)))
     _, created_other_protocol = write_snapshot(engine, snapshot(blk, (position("0xA", WAD, blk, protocol="aave-2"),), protocol="aave-2"))
     other_chain = block(100, chain_id=10)
     _, created_other_chain = write_snapshot(engine, snapshot(other_chain, (position("0xA", WAD, other_chain),), chain="optimism"))
     assert created_other_protocol and created_other_chain
-    assert counts(db_path)["snapshot_runs"] == 3
+    assert counts(db)["snapshot_runs"] == 3
 
 
 def test_checkpoint_never_moves_backwards(engine: Engine) -> None:
@@ -218,13 +242,11 @@ def test_checkpoint_never_moves_backwards(engine: Engine) -> None:
     assert cp is not None and (cp.block_number, cp.block_hash) == (250, "")
 
 
-def test_known_accounts_keep_their_first_seen_block(engine: Engine) -> None:
+def test_known_accounts_keep_their_first_seen_block(engine: Engine, db: FreshDatabase) -> None:
     write_snapshot(engine, snapshot(block(100), (), new_accounts=("0xA",)))
     write_snapshot(engine, snapshot(block(200), (), new_accounts=("0xA", "0xB")))
     assert [k.account for k in known_accounts(engine, "aave-main")] == ["0xA", "0xB"]
-    con = sqlite3.connect(engine.url.database)  # type: ignore[arg-type]
-    rows = dict(con.execute("SELECT account, first_seen_block FROM known_accounts").fetchall())
-    con.close()
+    rows = dict(db.rows("SELECT account, first_seen_block FROM known_accounts"))
     assert rows == {"0xA": 100, "0xB": 200}
 
 
@@ -326,16 +348,17 @@ def test_make_engine_without_create_on_a_missing_file(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_make_engine_without_create_on_an_existing_file(engine: Engine, db_path: Path) -> None:
+def test_make_engine_without_create_on_an_existing_file(engine: Engine, db: FreshDatabase) -> None:
     write_snapshot(engine, snapshot(block(100), (position("0xA", WAD - 1, block(100)),)))
-    reopened = make_engine(f"sqlite:///{db_path}", create=False)
+    reopened = make_engine(db.url, create=False)
     assert [r.address for r in at_risk(reopened, WAD)] == ["0xA"]
+    reopened.dispose()
 
 
 @pytest.mark.parametrize("bad_hf", [1.5 * WAD, "999999999999999999", None], ids=["float", "str", "none"])
-def test_failing_write_raises_store_error_and_rolls_back(engine: Engine, db_path: Path, bad_hf: object) -> None:
+def test_failing_write_raises_store_error_and_rolls_back(engine: Engine, db: FreshDatabase, bad_hf: object) -> None:
     write_snapshot(engine, snapshot(block(100), (position("0xA", WAD, block(100)),), new_accounts=("0xA",)))
-    before = counts(db_path)
+    before = counts(db)
     b2 = block(200)
     bad = replace(position("0xB", WAD, b2), health_factor=bad_hf)
     snap = snapshot(b2, (position("0xC", WAD, b2), bad), new_accounts=("0xB", "0xC"))
@@ -346,14 +369,14 @@ def test_failing_write_raises_store_error_and_rolls_back(engine: Engine, db_path
         raised = exc
     assert raised is not None, "writing a non-integer health factor must fail"
     # Nothing of the failed run is left: no run row, positions, prices, accounts, and the checkpoint stays.
-    assert counts(db_path) == before
+    assert counts(db) == before
     assert get_checkpoint(engine, "ethereum", "aave-main").block_number == 100  # type: ignore[union-attr]
     assert [r.block_number for r in list_runs(engine)] == [100]
     assert isinstance(raised, StoreError), f"store boundary leaked {type(raised).__name__}: {raised}"
 
 
 # --- instances with several markets (Morpho Blue) -----------------------------------------------------
-def test_one_account_in_two_markets_is_two_positions_and_two_known_keys(engine: Engine, db_path: Path) -> None:
+def test_one_account_in_two_markets_is_two_positions_and_two_known_keys(engine: Engine, db: FreshDatabase) -> None:
     blk = block(100)
     m1, m2 = "0x" + "11" * 32, "0x" + "22" * 32
     a = replace(position("0xA", WAD - 1, blk, protocol="morpho"), market=m1)
@@ -367,7 +390,7 @@ def test_one_account_in_two_markets_is_two_positions_and_two_known_keys(engine: 
         ),
     )
     write_snapshot(engine, snap)
-    assert counts(db_path)["position_snapshots"] == 2 and counts(db_path)["price_snapshots"] == 2
+    assert counts(db)["position_snapshots"] == 2 and counts(db)["price_snapshots"] == 2
     assert known_accounts(engine, "morpho") == [AccountKey("0xA", m1), AccountKey("0xA", m2)]
     current, _ = account_positions(engine, "0xA")
     assert sorted((r.market, r.liquidatable) for r in current) == [(m1, True), (m2, False)]
@@ -375,15 +398,23 @@ def test_one_account_in_two_markets_is_two_positions_and_two_known_keys(engine: 
     assert risky.to_json()["market"] == m1 and risky.to_json()["protocol"] == "morpho"
 
 
-def test_database_from_an_older_schema_is_refused_untouched(db_path: Path) -> None:
-    con = sqlite3.connect(db_path)
-    con.execute("CREATE TABLE position_snapshots (id INTEGER PRIMARY KEY, run_id INTEGER, account TEXT)")
-    con.execute("INSERT INTO position_snapshots VALUES (1, 1, '0xA')")
-    con.commit()
-    con.close()
-    with pytest.raises(StoreError, match="older indexer version"):
-        make_engine(f"sqlite:///{db_path}")
-    con = sqlite3.connect(db_path)
-    assert con.execute("SELECT account FROM position_snapshots").fetchall() == [("0xA",)]
-    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["position_snapshots"]
-    con.close()
+def test_database_from_an_older_schema_is_refused_untouched(db: FreshDatabase) -> None:
+    db.execute("CREATE TABLE position_snapshots (id INTEGER PRIMARY KEY, run_id INTEGER, account TEXT)", "INSERT INTO position_snapshots VALUES (1, 1, '0xA')")
+    for create in (True, False):
+        with pytest.raises(StoreError, match="older indexer version") as info:
+            make_engine(db.url, create=create)
+        assert f"run `indexer db upgrade --database-url {db.url}`" in str(info.value)
+    assert db.rows("SELECT account FROM position_snapshots") == [("0xA",)]
+    assert db.tables() == {"position_snapshots"}
+    assert db.columns("position_snapshots") == ["id", "run_id", "account"]
+
+
+def test_make_engine_without_create_on_an_empty_database(db: FreshDatabase) -> None:
+    db.execute("CREATE TABLE unrelated (id INTEGER PRIMARY KEY)")  # an existing database (SQLite: the file exists)
+    with pytest.raises(StoreError, match="has no indexer tables") as info:
+        make_engine(db.url, create=False)
+    assert "indexer db upgrade" in str(info.value)
+    assert db.tables() == {"unrelated"}
+    # With create (what `indexer snapshot` does) the same database is migrated to the head: tables next to the other one.
+    make_engine(db.url).dispose()
+    assert db.tables() >= {"unrelated", "alembic_version", *TABLES}

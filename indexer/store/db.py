@@ -8,53 +8,70 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, inspect
+from sqlalchemy import Engine, event, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
 from indexer.domain import AccountKey, Snapshot
 from indexer.errors import StoreError
+from indexer.store import schema
 from indexer.store.models import Checkpoint, KnownAccount, PositionSnapshot, PriceSnapshot, SnapshotRun
 
 log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, *, create: bool = True) -> Engine:
-    """An engine for ``url``; creates the tables when ``create`` (migrations come with PostgreSQL)."""
+    """An engine for ``url``, whose schema must be at this indexer's migration head.
+
+    An empty database is migrated to head when ``create`` (a missing SQLite file is refused without it);
+    one made by an older or newer indexer is refused with the command to run, and left untouched.
+    A URL that cannot be used or a server that does not answer is a ``ConfigError``.
+    """
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not create and not Path(path).exists():
+            raise StoreError(f"database file {path!r} does not exist: run `indexer snapshot` or `indexer demo` first")
+    memory = _sqlite_in_memory(url)
+    if not memory:  # checked before the store's engine exists: a refused database is never opened with its pragmas
+        _check_schema(url, create=create)
     try:
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///")
-            if path and path != ":memory:" and not create and not Path(path).exists():
-                raise StoreError(f"database file {path!r} does not exist: run `indexer snapshot` or `indexer demo` first")
+        if url.startswith("sqlite:"):
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        _check_schema(engine)
-        if create:
-            SQLModel.metadata.create_all(engine)
-        return engine
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open database: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if memory:  # a private database per engine: it can only be checked and migrated through this engine
+        _check_schema(url, create=create, engine=engine)
+    return engine
 
 
-# Columns added after the first release; a database without them was made by an older indexer.
-_REQUIRED_COLUMNS = {"position_snapshots": "market", "known_accounts": "market", "price_snapshots": "market"}
+def _sqlite_in_memory(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
-def _check_schema(engine: Engine) -> None:
-    """Refuse a database whose tables predate the current schema, before anything is read or written."""
-    inspector = inspect(engine)
-    tables = set(inspector.get_table_names())
-    for table, column in _REQUIRED_COLUMNS.items():
-        if table in tables and column not in {c["name"] for c in inspector.get_columns(table)}:
-            raise StoreError(
-                f"database table {table} has no column {column!r}: it was created by an older indexer version; "
-                "point --database-url at a new database (the old one is left untouched)"
-            )
+def _check_schema(url: str, *, create: bool, engine: Engine | None = None) -> None:
+    """Refuse a database whose schema is not at the migrations' head, before anything is read or written;
+    migrate an empty one to head when ``create`` (this replaces ``SQLModel.metadata.create_all``)."""
+    state = schema.current_state(url, engine)
+    if state.empty:
+        if not create:
+            shown = schema.redact(url)
+            raise StoreError(f"database {shown} has no indexer tables: run `indexer db upgrade --database-url {shown}` or `indexer snapshot` first")
+        schema.upgrade(url, engine=engine)
+        return
+    problem = schema.refusal(state, url)
+    if problem is not None:
+        raise problem
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -92,6 +109,74 @@ def _insert_ignore(engine: Engine, model: type[SQLModel]) -> Any:
     if engine.dialect.name == "postgresql":
         return postgresql_insert(table).on_conflict_do_nothing()
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+# Columns written per position and price row, in COPY order.
+_POSITION_COLUMNS = (
+    "run_id", "protocol", "chain_id", "account", "market", "block_number", "health_factor", "health_factor_float", "liquidatable",
+    "collateral_usd", "debt_usd", "nlv_usd", "liquidation_threshold_bps", "price_drop_to_liquidation", "legs", "details",
+)  # fmt: skip
+_PRICE_COLUMNS = ("run_id", "asset", "market", "symbol", "price", "price_decimals", "source", "feed_answer", "feed_updated_at")
+
+
+def _position_row(run_id: int, p: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "protocol": p.protocol,
+        "chain_id": p.block.chain_id,
+        "account": p.account,
+        "market": p.market,
+        "block_number": p.block.number,
+        "health_factor": _checked_int(p.health_factor),
+        "health_factor_float": health_factor_float(p.health_factor),
+        "liquidatable": bool(p.liquidatable),
+        "collateral_usd": _checked_int(p.collateral_usd),
+        "debt_usd": _checked_int(p.debt_usd),
+        "nlv_usd": _checked_int(p.nlv_usd),
+        "liquidation_threshold_bps": p.liquidation_threshold_bps,
+        "price_drop_to_liquidation": p.price_drop_to_liquidation,
+        "legs": _legs_json(p.legs),
+        "details": json.dumps(p.details, sort_keys=True),
+    }
+
+
+def _price_row(run_id: int, pr: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "asset": pr.asset,
+        "market": pr.market,
+        "symbol": pr.symbol,
+        "price": _checked_int(pr.price),
+        "price_decimals": pr.price_decimals,
+        "source": pr.source,
+        "feed_answer": None if pr.feed_answer is None else _checked_int(pr.feed_answer),
+        "feed_updated_at": pr.feed_updated_at,
+    }
+
+
+def _checked_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"a big-integer column needs an int, got {type(value).__name__}")
+    if abs(value) >= 10**78:
+        raise ValueError(f"integer of {len(str(abs(value)))} digits does not fit NUMERIC(78,0)")
+    return value
+
+
+def _bulk_insert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` inside the session's transaction: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg),
+    one multi-row ``executemany`` on SQLite. Big integers go in as exact decimal text either way."""
+    if not rows:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        columns = _POSITION_COLUMNS if model is PositionSnapshot else _PRICE_COLUMNS
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in (row[c] for c in columns)))
+        return
+    conn.execute(table.insert(), rows)
 
 
 def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
@@ -132,41 +217,8 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
             session.add(run)
             session.flush()
             assert run.id is not None
-            session.add_all(
-                PositionSnapshot(
-                    run_id=run.id,
-                    protocol=p.protocol,
-                    chain_id=p.block.chain_id,
-                    account=p.account,
-                    market=p.market,
-                    block_number=p.block.number,
-                    health_factor=p.health_factor,
-                    health_factor_float=health_factor_float(p.health_factor),
-                    liquidatable=p.liquidatable,
-                    collateral_usd=p.collateral_usd,
-                    debt_usd=p.debt_usd,
-                    nlv_usd=p.nlv_usd,
-                    liquidation_threshold_bps=p.liquidation_threshold_bps,
-                    price_drop_to_liquidation=p.price_drop_to_liquidation,
-                    legs=_legs_json(p.legs),
-                    details=json.dumps(p.details, sort_keys=True),
-                )
-                for p in snap.positions
-            )
-            session.add_all(
-                PriceSnapshot(
-                    run_id=run.id,
-                    asset=pr.asset,
-                    market=pr.market,
-                    symbol=pr.symbol,
-                    price=pr.price,
-                    price_decimals=pr.price_decimals,
-                    source=pr.source,
-                    feed_answer=pr.feed_answer,
-                    feed_updated_at=pr.feed_updated_at,
-                )
-                for pr in snap.prices
-            )
+            _bulk_insert(session, PositionSnapshot, [_position_row(run.id, p) for p in snap.positions])
+            _bulk_insert(session, PriceSnapshot, [_price_row(run.id, pr) for pr in snap.prices])
             if snap.new_accounts:
                 # Accounts seen before keep their first_seen_block: insert-or-ignore, no read of the set.
                 rows = [
@@ -175,7 +227,9 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 ]
                 session.execute(_insert_ignore(engine, KnownAccount).values(rows))
             checkpoint = session.get(Checkpoint, (snap.chain, snap.protocol))
-            if checkpoint is None or snap.checkpoint_reset or snap.checkpoint_block >= checkpoint.block_number:
+            if not snap.advances_checkpoint:
+                pass  # an account shard other than 0 reads the accounts shard 0 discovered; the checkpoint is shard 0's
+            elif checkpoint is None or snap.checkpoint_reset or snap.checkpoint_block >= checkpoint.block_number:
                 session.merge(
                     Checkpoint(
                         chain=snap.chain,
