@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,6 +203,13 @@ def clean_chain(
     snap = devchain.snapshot()
     yield devchain
     devchain.revert(snap)
+
+
+def indexer(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The ``indexer`` command as a user runs it, in a subprocess, without the caller's INDEXER_* variables."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "indexer.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 P = TypeVar("P")

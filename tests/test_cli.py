@@ -17,15 +17,9 @@ from sqlmodel import Session, func, select
 from indexer.devnet.anvil import free_port
 from indexer.store.db import make_engine
 from indexer.store.models import SnapshotRun
-from tests.conftest import Market
+from tests.conftest import Market, indexer
 
 SECRET = "s3cr3t-api-key"
-
-
-def indexer(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "indexer.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def write_config(path: Path, rpc_url: str, provider: str, *, extra: str = "", db: str = "sqlite:///indexer.db") -> Path:

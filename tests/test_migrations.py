@@ -26,7 +26,7 @@ from indexer.domain import AccountKey, PriceReading
 from indexer.errors import StoreError
 from indexer.store import schema
 from indexer.store.db import account_positions, at_risk, known_accounts, list_runs, make_engine, write_snapshot
-from tests.conftest import FreshDatabase, fresh_database
+from tests.conftest import FreshDatabase, fresh_database, indexer
 from tests.test_store import MAX, TABLES, WAD, block, position, snapshot
 
 HEAD = "0003_scale_out"
@@ -37,15 +37,6 @@ NEG_NLV = -(2**255) + 3
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def indexer(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed `indexer` command (.venv/bin/indexer), without the caller's INDEXER_* variables."""
-    exe = Path(sys.executable).with_name("indexer")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "indexer.cli"]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
-    full_env.update(env or {})
-    return subprocess.run([*cmd, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
-
-
 def schema_diff(url: str) -> list[object]:
     """What autogenerate would change to make the database equal ``SQLModel.metadata`` (types included)."""
     engine = schema.inspection_engine(url)

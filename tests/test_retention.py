@@ -3,12 +3,13 @@ per bucket per protocol, and no account ever loses its latest stored position.""
 
 from __future__ import annotations
 
-import uuid
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, text
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from indexer.domain import BlockRef, Position, PositionLeg, Snapshot
@@ -16,35 +17,19 @@ from indexer.errors import StoreError
 from indexer.store.db import account_positions, make_engine, write_snapshot
 from indexer.store.models import PositionSnapshot, SnapshotRun
 from indexer.store.retention import prune
+from tests.conftest import FreshDatabase, indexer
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 HOUR = 3600
 NOW = 1_800_000_000  # "now" for the prune, unix seconds
 WAD = 10**18
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, str]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'retention.db'}"
-        yield make_engine(url), url
-        return
-    name = f"idx_ret_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    try:
-        yield engine, url
-    finally:
-        engine.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+@pytest.fixture()
+def store(any_db: FreshDatabase) -> Iterator[tuple[Engine, str]]:
+    """A store on a fresh database of each backend (conftest.fresh_database)."""
+    engine = make_engine(any_db.url)
+    yield engine, any_db.url
+    engine.dispose()
 
 
 def _snap(protocol: str, number: int, ts: int, accounts: list[str]) -> Snapshot:
@@ -115,14 +100,9 @@ def test_prune_refuses_nonsense_settings(store: tuple[Engine, str], keep_days: f
 
 def test_db_prune_command_uses_the_config_and_flags(store: tuple[Engine, str], tmp_path: Path) -> None:
     """The CLI: `--dry-run` deletes nothing; without it the runs older than `--keep-days` are thinned."""
-    import subprocess
-    import sys
-
     engine, url = store
-    # runs around the real clock: an hour's worth 3 days ago (thinned to one) and one now (kept)
-    import time as _time
-
-    now = int(_time.time())
+    # runs around the real clock: a few minutes' worth 3 days ago (thinned) and one now (kept)
+    now = int(time.time())
     for k in range(6):
         write_snapshot(engine, _snap("a", k + 1, now - 3 * 86_400 - k * 60, ["0x" + "aa" * 20]))
     write_snapshot(engine, _snap("a", 100, now, ["0x" + "aa" * 20]))
@@ -130,7 +110,7 @@ def test_db_prune_command_uses_the_config_and_flags(store: tuple[Engine, str], t
     cfg.write_text(f'database_url = "{url}"\n[retention]\nkeep_days = 1\nthin_seconds = 86400\n')
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "indexer.cli", "db", "prune", "--config", str(cfg), *args], capture_output=True, text=True, timeout=120)
+        return indexer("db", "prune", "--config", str(cfg), *args, cwd=tmp_path)
 
     dry = cli("--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -40,7 +40,7 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
         _check_schema(url, create=create)
     try:
         if url.startswith("sqlite:"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": schema.SQLITE_BUSY_TIMEOUT_SECONDS})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)

@@ -215,7 +215,6 @@ class JobLeaser:
         with self._lock:
             return set(self._held)
 
-
     def run(self, job_id: str, fn: Callable[[], Any]) -> bool:
         """Run ``fn`` if this process gets ``job_id``'s lease; whether it ran. Logs start and end markers."""
         me = self.worker_id
