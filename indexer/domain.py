@@ -7,6 +7,7 @@ Amounts are raw integers in their on-chain scale; USD values are integers scaled
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ class Position:
     legs: tuple[PositionLeg, ...]  # per-asset detail
     details: dict[str, str] = field(default_factory=dict)  # protocol-specific extras, values as text
     market: str = ""  # market id within the instance ("" for single-market instances), see AccountKey
+    # The position's raw inputs to the protocol's rule (JSON-able, ``risk.state.encode``), so that the stored
+    # position can be recomputed under other prices (``risk.reprice``); {} where an adapter keeps none.
+    state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> AccountKey:
@@ -103,3 +107,6 @@ class Snapshot:
     # False: the run scanned no logs (an account shard other than 0 reads the accounts shard 0 discovered);
     # the store then leaves the checkpoint and known accounts as they are.
     advances_checkpoint: bool = True
+    # Market-wide inputs of the protocol's rule at the block (JSON-able), keyed by market id ("" for
+    # single-market instances): reserves, indexes, oracle answers (see ``risk.reprice``).
+    market_state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

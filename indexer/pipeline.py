@@ -159,6 +159,7 @@ def run_snapshot(
         block=block,
         positions=tuple(positions),
         prices=tuple(prices),
+        market_state=adapter.market_state(market),
         new_accounts=tuple(sorted(new_accounts)),
         checkpoint_block=checkpoint_block,
         checkpoint_reset=rescan,

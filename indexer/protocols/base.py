@@ -49,3 +49,8 @@ class ProtocolAdapter(ABC):
     @abstractmethod
     def prices(self, market: Any) -> list[PriceReading]:
         """The prices the verdicts used; called after ``positions`` for the same ``market``."""
+
+    def market_state(self, market: Any) -> dict[str, Any]:
+        """Market-wide inputs of the rule for ``Snapshot.market_state`` (JSON-able, by market id); called
+        after ``positions`` for the same ``market``. {} where the adapter keeps none."""
+        return {}
