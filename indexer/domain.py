@@ -110,3 +110,5 @@ class Snapshot:
     # Market-wide inputs of the protocol's rule at the block (JSON-able), keyed by market id ("" for
     # single-market instances): reserves, indexes, oracle answers (see ``risk.reprice``).
     market_state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    head_block: int | None = None  # the chain head seen when the block was pinned (lag = head - block); None if not read
+    rpc_errors: dict[str, int] = field(default_factory=dict, compare=False)  # failed RPC attempts of the run, by failure class
