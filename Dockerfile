@@ -19,4 +19,7 @@ RUN useradd --create-home --uid 10001 indexer
 USER indexer
 WORKDIR /home/indexer
 
+# `indexer serve` (the api service of docker-compose.yml) listens here.
+EXPOSE 8000
+
 CMD ["indexer", "--help"]

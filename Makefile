@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench fixtures check-fixtures clean
+.PHONY: setup demo test bench fixtures check-fixtures clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ setup: $(BIN)/.installed node_modules/.installed
 demo: setup
 	$(BIN)/indexer demo
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium for tests/test_dashboard.py: Debian's `chromium` package, installed when missing (as root,
+# best effort: without it the dashboard test skips and says why).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	      || echo "chromium: install failed; tests/test_dashboard.py will skip"; \
+	  else echo "chromium: not installed (needs root and apt-get); tests/test_dashboard.py will skip"; fi; }
 
 # Benchmarks (not tests): each script prints a table with ratios against a baseline measured in the same run.
 bench: setup

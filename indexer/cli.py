@@ -11,12 +11,14 @@ import logging
 import sys
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from indexer.config import Settings, load_settings, parse_address
 from indexer.constants import DEFAULT_AT_RISK_HF, WAD
@@ -98,6 +100,7 @@ def snapshot(
 ) -> None:
     """Take one snapshot of every configured protocol now."""
     from indexer.pipeline import connect, run_snapshot
+    from indexer.progress import BlockScanProgress
 
     settings = _settings(config, database_url)
     protos = [p for p in settings.protocols if protocol is None or p.name == protocol]
@@ -109,10 +112,11 @@ def snapshot(
     for proto in protos:
         pinned = block
         for shard in range(proto.shards):  # shard 0 discovers accounts; the others read them at its block
-            result = run_snapshot(settings, proto, engine, rpc=clients[proto.chain], at_block=pinned, shard=shard)
+            label = proto.name if proto.shards == 1 else f"{proto.name} shard {shard}/{proto.shards}"
+            with BlockScanProgress(label) as progress:  # a bar on stderr for a long first scan, when it is a terminal
+                result = run_snapshot(settings, proto, engine, rpc=clients[proto.chain], at_block=pinned, shard=shard, on_progress=progress)
             s = result.snapshot
             pinned = s.block.number
-            label = proto.name if proto.shards == 1 else f"{proto.name} shard {shard}/{proto.shards}"
             console.print(
                 f"{label}: block {s.block.number}, {len(s.positions)} positions "
                 f"({sum(p.liquidatable for p in s.positions)} liquidatable), {s.accounts_read} accounts, "
@@ -135,6 +139,29 @@ def run(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
         raise ConfigError("no [[protocols]] in the config: nothing to run")
     clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in settings.protocols}}
     run_forever(settings, make_engine(settings.database_url), clients)
+
+
+@app.command()
+@_errors
+def serve(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on (default: [api] host, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port (default: [api] port, 8000)")] = None,
+) -> None:
+    """Serve the read-only HTTP API, the dashboard (/) and Prometheus metrics (/metrics) over the store."""
+    import uvicorn
+
+    from indexer.api import create_app
+
+    settings = _settings(config, database_url)
+    engine = make_engine(settings.database_url, create=False)
+    bind_host = host or settings.api.host
+    bind_port = port or settings.api.port
+    auth = "bearer token required" if settings.api.token else "no token"
+    sys.stderr.write(f"serving http://{bind_host}:{bind_port}/ (dashboard), /docs (API), /metrics; {auth}\n")
+    level = settings.log_level.lower() if settings.log_level.lower() in ("critical", "error", "warning", "info", "debug") else "info"
+    uvicorn.run(create_app(settings, engine), host=bind_host, port=bind_port, log_level=level, access_log=False)
 
 
 @app.command("at-risk")
@@ -164,22 +191,374 @@ def at_risk_cmd(
 @_errors
 def account(
     address: Annotated[str, typer.Argument(help="account address")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='JSON object {"address", "portfolio", "positions", "history"} instead of tables')
+    ] = False,
     history: Annotated[bool, typer.Option("--history", help="every stored snapshot, oldest first")] = False,
     config: ConfigOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """An account's latest position in every protocol (and its history with --history)."""
+    """An account's portfolio across protocols and chains (NLV, liquidation NLV, lowest health factor, tier,
+    asset shares, liquidation levels) and its latest position in every protocol (its history with --history)."""
+    from indexer.assess import account_portfolio
+    from indexer.display import portfolio_table
+
     checksummed = parse_address(address, what="ADDRESS")
     settings = _settings(config, database_url)
-    current, past = account_positions(make_engine(settings.database_url, create=False), checksummed)
-    rows = past if history else current
+    engine = make_engine(settings.database_url, create=False)
+    current, past = account_positions(engine, checksummed)
+    portfolio = account_portfolio(engine, settings.risk, checksummed) if current else None
     if as_json:
-        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        out = {
+            "address": checksummed,
+            "portfolio": None if portfolio is None else portfolio.to_json(),
+            "positions": [r.to_json() for r in current],
+            "history": [r.to_json() for r in past] if history else None,
+        }
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
+    if portfolio is not None:
+        console.print(portfolio_table(portfolio))
+    rows = past if history else current
     console.print(positions_table(rows, f"{checksummed}: {'history' if history else 'latest'}"))
     if not history and len(past) > len(current):
         console.print(f"{len(past)} stored snapshots; --history lists them")
+
+
+@app.command()
+@_errors
+def report(
+    out: Annotated[Path, typer.Option("--out", help="directory for report.md, report.html, report.json and the PNG charts")] = Path("report"),
+    scenarios: Annotated[str | None, typer.Option("--scenarios", help="stress scenarios TOML file (default: [risk] scenarios_file, else the packaged one)")] = None,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Write the solvency and stress report of the latest snapshots: Markdown and HTML with PNG charts."""
+    from indexer.report import write_report
+
+    settings = _settings(config, database_url)
+    files = write_report(make_engine(settings.database_url, create=False), settings, out, scenarios_file=scenarios)
+    sys.stdout.write(f"wrote {files.markdown}, {files.html}, {files.data} and {len(files.charts)} charts ({', '.join(c.name for c in files.charts)})\n")
+
+
+ScenariosOpt = Annotated[
+    str | None, typer.Option("--scenarios", help="stress scenarios TOML file (default: [risk] scenarios_file, else the packaged one)")
+]
+
+
+@app.command()
+@_errors
+def stress(
+    scenario: Annotated[str, typer.Option("--scenario", help="scenario name in the scenarios file (e.g. zero, eth_crash)")],
+    scenarios: ScenariosOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON object (totals, per protocol, per asset, every position)")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Recompute every stored position with its protocol's exact rule under a scenario's price shocks."""
+    from indexer.assess import haircut_book
+    from indexer.risk.stress import run_stress
+    from indexer.risk_cli import scenario_named, stress_tables
+    from indexer.store.risk_state import latest_positions
+
+    settings = _settings(config, database_url)
+    chosen = scenario_named(settings.risk, scenario, scenarios)
+    engine = make_engine(settings.database_url, create=False)
+    result = run_stress(latest_positions(engine), chosen, haircut_book(engine, settings.risk), dict(settings.risk.asset_aliases))
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    for item in stress_tables(result):
+        console.print(item)
+
+
+@app.command()
+@_errors
+def levels(
+    asset: Annotated[str, typer.Option("--asset", help="collateral asset symbol (price-book symbol or a leg symbol aliasing to it)")],
+    max_drop: Annotated[float, typer.Option("--max-drop", help="largest price drop charted (fraction, 0.5 = -50 %)")] = 0.5,
+    bins: Annotated[int, typer.Option("--bins", help="price-drop bins from 0 to --max-drop")] = 50,
+    out: Annotated[Path, typer.Option("--out", help="directory for levels_<SYMBOL>.csv, .json and .png")] = Path("."),
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Collateral of an asset that becomes liquidatable as its price falls, per price bin (CSV, JSON, PNG)."""
+    import re
+
+    from indexer.charts import levels_chart
+    from indexer.risk.levels import liquidation_levels
+    from indexer.risk_cli import asset_named, check_range, levels_table
+    from indexer.store.risk_state import latest_positions
+
+    check_range("--max-drop", max_drop, low=0, high=1, low_open=True)
+    check_range("--bins", bins, low=1, high=10_000)
+    settings = _settings(config, database_url)
+    aliases = dict(settings.risk.asset_aliases)
+    stored = latest_positions(make_engine(settings.database_url, create=False))
+    symbol = asset_named(stored, asset, aliases)
+    result = liquidation_levels(stored, symbol, max_drop=max_drop, bins=bins, aliases=aliases)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"levels_{re.sub(r'[^A-Za-z0-9_.-]', '_', symbol)}"
+    stem.with_suffix(".csv").write_text(result.to_csv())
+    stem.with_suffix(".json").write_text(result.to_json() + "\n")
+    levels_chart(result, stem.with_suffix(".png"))
+    console.print(levels_table(result))
+    sys.stdout.write(f"wrote {stem}.csv, {stem}.json, {stem}.png\n")
+
+
+@app.command()
+@_errors
+def var(
+    horizon_days: Annotated[float | None, typer.Option("--horizon-days", help="horizon of the price paths, days (default: [risk.var])")] = None,
+    paths: Annotated[int | None, typer.Option("--paths", help="Monte Carlo paths (default: [risk.var] paths)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: [risk.var] seed)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON object instead of tables")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Monte Carlo VaR and expected shortfall of liquidated collateral and bad debt over a horizon."""
+    from indexer.risk.var import run_var
+    from indexer.risk_cli import check_range, var_tables
+    from indexer.store.history import latest_timestamp, price_history
+    from indexer.store.risk_state import latest_positions
+
+    settings = _settings(config, database_url)
+    risk, cfg = settings.risk, settings.risk.var
+    horizon = cfg.horizon_days if horizon_days is None else horizon_days
+    n = cfg.paths if paths is None else paths
+    check_range("--horizon-days", horizon, low=0, low_open=True)
+    check_range("--paths", n, low=1, high=10_000_000)
+    engine = make_engine(settings.database_url, create=False)
+    newest = latest_timestamp(engine)
+    since = None if newest is None else newest - int(risk.volatility_window_days * 86_400)
+    result = run_var(
+        latest_positions(engine), price_history(engine, since_timestamp=since), aliases=dict(risk.asset_aliases), horizon_days=horizon, paths=n,
+        seed=cfg.seed if seed is None else seed, levels=cfg.levels, default_volatility=cfg.default_volatility, volatilities=cfg.volatilities,
+        correlations=cfg.correlations, stable_assets=risk.stable_assets,
+    )  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    for item in var_tables(result):
+        console.print(item)
+
+
+@app.command()
+@_errors
+def cascade(
+    scenario: Annotated[str, typer.Option("--scenario", help="scenario whose shocks start the cascade")],
+    scenarios: ScenariosOpt = None,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", help="stop after this many rounds if no fixed point is reached")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON object (every round and liquidation) instead of tables")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Liquidation cascade: liquidations sell collateral, sales move prices, lower prices liquidate more."""
+    from indexer.assess import haircut_book
+    from indexer.risk.cascade import impact_from_haircuts, run_cascade
+    from indexer.risk_cli import cascade_tables, check_range, scenario_named
+    from indexer.store.risk_state import latest_positions
+
+    check_range("--max-rounds", max_rounds, low=1)
+    settings = _settings(config, database_url)
+    chosen = scenario_named(settings.risk, scenario, scenarios)
+    engine = make_engine(settings.database_url, create=False)
+    impact = impact_from_haircuts(haircut_book(engine, settings.risk))
+    result = run_cascade(latest_positions(engine), chosen, impact=impact, aliases=dict(settings.risk.asset_aliases), max_rounds=max_rounds)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    for item in cascade_tables(result):
+        console.print(item)
+
+
+def _parse_usd(text: str, what: str) -> int:
+    """USD text (e.g. "25.5") as USD x 1e18."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{what}: {text!r} is not a number of USD (e.g. {what} 25)", key=what.lstrip("-")) from None
+    if not value.is_finite():
+        raise ConfigError(f"{what}: {text!r} is not a number of USD (e.g. {what} 25)", key=what.lstrip("-"))
+    return int(value * 10**18)
+
+
+def _parse_percent(text: str) -> Fraction | None:
+    """``--near``: a percentage ("2" or "2%") as a fraction in [0, 1); None for 0 (no near targets)."""
+    try:
+        value = Decimal(text.strip().removesuffix("%"))
+    except InvalidOperation:
+        raise ConfigError(f"--near: {text!r} is not a percentage (e.g. --near 2 for a 2 % move)", key="near") from None
+    if not value.is_finite() or not 0 <= value < 100:
+        raise ConfigError(f"--near: {text!r} must be a percentage from 0 to below 100 (e.g. --near 2)", key="near")
+    return Fraction(value) / 100 if value else None
+
+
+@app.command()
+@_errors
+def targets(
+    protocol: Annotated[str | None, typer.Option(help="only this protocol instance")] = None,
+    min_profit: Annotated[str | None, typer.Option("--min-profit", help="only targets whose net profit (after gas) is at least this many USD")] = None,
+    near: Annotated[
+        str | None, typer.Option("--near", help="also positions liquidatable after an adverse price move of this many percent (default: \\[targets] near_move; 0: none)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="keep watching the store: one JSON line per new target as snapshots land (Ctrl-C stops)")] = False,
+    liquidator: Annotated[str | None, typer.Option(help="your address, filled into calls that name the caller (default: \\[targets] liquidator)")] = None,
+    gas_price: Annotated[str | None, typer.Option("--gas-price", help="gas price in gwei (default: \\[targets] gas_price_gwei)")] = None,
+    keeper_only: Annotated[bool, typer.Option("--include-keeper-only", help="also list liquidatable positions only a protocol keeper may liquidate")] = False,
+    poll: Annotated[float, typer.Option(min=0.05, help="--follow: seconds between looks at the store")] = 1.0,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Liquidation targets of the latest snapshots, best net profit first: the exact calls, what they repay and seize."""
+    from indexer.display import targets_table
+    from indexer.targets import KEEPER_ONLY, follow_targets, targets_from_store
+
+    settings = _settings(config, database_url)
+    filters: dict[str, Any] = {
+        "protocol": protocol,
+        "min_profit_usd": None if min_profit is None else _parse_usd(min_profit, "--min-profit"),
+        "near": Fraction(Decimal(settings.targets.near_move)) if near is None else _parse_percent(near),
+        "liquidator": None if liquidator is None else parse_address(liquidator, what="--liquidator"),
+        "gas_price_gwei": None if gas_price is None else _gwei(gas_price),
+        "include_keeper_only": keeper_only,
+    }
+    engine = make_engine(settings.database_url, create=False)
+    if protocol is not None and protocol not in (known := protocol_names(engine)):
+        raise ConfigError(f"--protocol: no snapshot of {protocol!r} in the database (stored: {', '.join(known) or 'none'})", key="protocol")
+    if follow:
+
+        def emit(target: Any) -> None:
+            sys.stdout.write(json.dumps(target.to_json()) + "\n")
+            sys.stdout.flush()
+
+        try:
+            follow_targets(engine, settings, emit, poll_seconds=poll, **filters)
+        except (KeyboardInterrupt, BrokenPipeError):
+            pass  # Ctrl-C (or a reader that went away) ends the stream: exit 0
+        return
+    every = targets_from_store(engine, settings, **{**filters, "include_keeper_only": True})
+    found = [t for t in every if keeper_only or t.status != KEEPER_ONLY]
+    if as_json:
+        sys.stdout.write(json.dumps([t.to_json() for t in found], indent=2) + "\n")
+        return
+    console.print(targets_table(found, f"{sum(t.status != KEEPER_ONLY for t in found)} liquidation targets"))
+    hidden = sorted({t.protocol for t in every if t.status == KEEPER_ONLY}) if not keeper_only else []
+    if hidden:
+        count = sum(t.status == KEEPER_ONLY for t in every)
+        console.print(f"{count} liquidatable positions of {', '.join(hidden)} only the protocol's keepers may liquidate: not listed (--include-keeper-only)")
+    if any(t.gas_cost_usd is None for t in found):
+        console.print(f"gas not priced: no stored USD price of {settings.targets.native_price_symbol}; set \\[targets] native_price_usd")
+
+
+def _gwei(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"--gas-price: {text!r} is not a number of gwei (e.g. --gas-price 0.5)", key="gas-price") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"--gas-price: {text!r} must be a number of gwei >= 0 (e.g. --gas-price 0.5)", key="gas-price")
+    return text
+
+
+watch_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The watchlist: addresses alerted when they cross into a worse status tier.")
+app.add_typer(watch_app, name="watch")
+
+
+@watch_app.command("add")
+@_errors
+def watch_add(
+    address: Annotated[str, typer.Argument(help="account address")],
+    below: Annotated[str, typer.Option(help="health factor below which the address is in 'warning' (e.g. 1.2)")],
+    label: Annotated[str, typer.Option(help="a name shown in alerts")] = "",
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Watch ADDRESS: alerts when it crosses into a worse tier (warning below --below, critical, liquidation)."""
+    from indexer.store.watch import upsert_watch
+
+    checksummed = parse_address(address, what="ADDRESS")
+    threshold = _parse_hf(below)
+    settings = _settings(config, database_url)
+    created = upsert_watch(make_engine(settings.database_url), checksummed, threshold, label)
+    sys.stdout.write(f"{'watching' if created else 'updated'} {checksummed} below {below}{f' ({label})' if label else ''}\n")
+
+
+@watch_app.command("remove")
+@_errors
+def watch_remove(address: Annotated[str, typer.Argument(help="account address")], config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Stop watching ADDRESS (its alert history stays). Addresses from \\[alerts] watch are removed from the config."""
+    from indexer.store.watch import remove_watch
+
+    checksummed = parse_address(address, what="ADDRESS")
+    settings = _settings(config, database_url)
+    if not remove_watch(make_engine(settings.database_url, create=False), checksummed):
+        in_config = any(w.address == checksummed for w in settings.alerts.watch)
+        hint = "it comes from [alerts] watch in the config: remove it there" if in_config else "it is not on the watchlist"
+        raise ConfigError(f"ADDRESS: {checksummed}: {hint}", key="ADDRESS")
+    sys.stdout.write(f"removed {checksummed}\n")
+
+
+@watch_app.command("list")
+@_errors
+def watch_list(as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False, config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """The watched addresses, from the database (watch add) and the config (\\[alerts] watch), with their tier now."""
+    from indexer.alerts import watchlist
+    from indexer.store.watch import alert_states
+
+    settings = _settings(config, database_url)
+    engine = make_engine(settings.database_url, create=False)
+    entries, states = watchlist(engine, settings.alerts), alert_states(engine)
+    rows = [
+        {"address": w.address, "below": str(Decimal(w.below) / WAD), "label": w.label, "source": w.source, "tier": states[w.address].tier if w.address in states else None}
+        for w in entries
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} watched addresses")
+    for col in ("address", "below", "label", "source", "tier"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["address"], r["below"], r["label"], r["source"], r["tier"] or "-")
+    console.print(table)
+
+
+@app.command()
+@_errors
+def alerts(
+    address: Annotated[str | None, typer.Option(help="only this address's alerts")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """The alerts of watched addresses, newest first, with their webhook delivery."""
+    from indexer.store.watch import list_alerts
+
+    checksummed = None if address is None else parse_address(address, what="--address")
+    settings = _settings(config, database_url)
+    found = list_alerts(make_engine(settings.database_url, create=False), address=checksummed, limit=limit)
+    rows = [
+        {
+            "id": a.id, "address": a.address, "protocol": a.protocol, "market": a.market, "from_tier": a.from_tier, "to_tier": a.to_tier,
+            "health_factor": str(a.health_factor), "block_number": a.block_number, "run_id": a.run_id,
+            "created_at": a.created_at.isoformat(), "delivered": a.delivered, "attempts": a.attempts, "last_error": a.last_error,
+        }  # fmt: skip
+        for a in found
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} alerts")
+    for col in ("id", "created", "address", "protocol", "tier", "health factor", "block", "delivered"):
+        table.add_column(col)
+    for a in found:
+        delivered = "yes" if a.delivered else ("-" if a.attempts == 0 else f"no ({a.attempts}x: {a.last_error})")
+        hf = "inf" if a.health_factor == 2**256 - 1 else f"{a.health_factor / WAD:.4f}"
+        table.add_row(str(a.id), a.created_at.strftime("%Y-%m-%d %H:%M:%S"), a.address, a.protocol, f"{a.from_tier} -> {a.to_tier}", hf, str(a.block_number), delivered)
+    console.print(table)
 
 
 @app.command()

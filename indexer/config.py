@@ -8,15 +8,17 @@ Nested keys use ``__`` in the environment: ``INDEXER_DATABASE_URL``,
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from eth_utils import is_hex_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.constants import DEFAULT_LOG_CHUNK_BLOCKS, DEFAULT_MULTICALL_BATCH_SIZE, MULTICALL3_ADDRESS
 from indexer.errors import ConfigError
+from indexer.risk.haircut import DEFAULT_STABLE, DEFAULT_VOLATILE, HaircutModel
 
 DEFAULT_DATABASE_URL = "sqlite:///indexer.db"
 
@@ -168,6 +170,260 @@ class ScaleOutConfig(BaseModel):
         return self
 
 
+class ApiConfig(BaseModel):
+    """``indexer serve``: the read-only HTTP API, dashboard and metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="interface `indexer serve` listens on (0.0.0.0: every interface)")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port of `indexer serve`")
+    token: str | None = Field(
+        default=None, min_length=1, description="bearer token every endpoint but /healthz (and the schema/docs) requires; unset: no auth"
+    )
+    refresh_seconds: float = Field(default=15.0, ge=1, description="seconds between the dashboard's refreshes")
+    at_risk_below: str = Field(default="1.1", pattern=r"^[0-9]+(\.[0-9]+)?$", description="default health-factor threshold of /at-risk and the dashboard")
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # INDEXER_API__TOKEN= (empty, as docker compose passes an unset variable) means no token.
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def _decimal_text(value: str) -> str:
+    """A positive decimal number given as text (exact: thresholds become WAD integers)."""
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number (e.g. \"1.25\")") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{value!r} must be a positive number (e.g. \"1.25\")")
+    return str(value).strip()
+
+
+def _wad(text: str) -> int:
+    return int(Decimal(text) * 10**18)
+
+
+DEFAULT_STABLE_ASSETS = [
+    "USDC", "USDC.e", "USDbC", "USDT", "USDT0", "DAI", "USDS", "sUSD", "LUSD", "FRAX", "GHO", "crvUSD", "PYUSD", "USDe", "TUSD", "USD",
+]  # fmt: skip
+DEFAULT_ASSET_ALIASES = {"sETH": "WETH", "sBTC": "WBTC", "ETH": "WETH", "BTC": "WBTC"}
+
+
+class HaircutConfig(BaseModel):
+    """The liquidation value model of one asset (``risk.haircut``): what a forced sale of a holding fetches.
+
+    haircut = min(max_haircut, (base_haircut + impact_coefficient * sqrt(value / depth_usd)) * max(1, volatility / reference_volatility)).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_haircut: float = Field(default=DEFAULT_VOLATILE.base_haircut, ge=0, lt=1, description="haircut of any sale, however small (fraction of market value)")
+    impact_coefficient: float = Field(default=DEFAULT_VOLATILE.impact_coefficient, ge=0, description="price impact of a sale of depth_usd (square-root impact: k * sqrt(value / depth))")
+    depth_usd: float = Field(default=DEFAULT_VOLATILE.depth_usd, gt=0, description="market depth in USD: a sale of this size moves the price by impact_coefficient")
+    reference_volatility: float = Field(
+        default=DEFAULT_VOLATILE.reference_volatility, gt=0, description="annualized volatility the haircut is calibrated for; realized volatility above it scales the haircut up"
+    )
+    max_haircut: float = Field(
+        default=DEFAULT_VOLATILE.max_haircut, ge=0, le=2 / 3, description="cap of the haircut; at most 2/3, so that selling more never fetches less in total"
+    )
+
+    @model_validator(mode="after")
+    def _check_cap(self) -> HaircutConfig:
+        if self.max_haircut < self.base_haircut:
+            raise ValueError(f"max_haircut ({self.max_haircut:g}) must be at least base_haircut ({self.base_haircut:g})")
+        return self
+
+    def model(self) -> HaircutModel:
+        """The pure model (``risk.haircut.HaircutModel``) of these settings."""
+        return HaircutModel(
+            base_haircut=self.base_haircut,
+            impact_coefficient=self.impact_coefficient,
+            depth_usd=self.depth_usd,
+            reference_volatility=self.reference_volatility,
+            max_haircut=self.max_haircut,
+        )
+
+
+def _stable_haircut() -> HaircutConfig:
+    m = DEFAULT_STABLE
+    return HaircutConfig(
+        base_haircut=m.base_haircut, impact_coefficient=m.impact_coefficient, depth_usd=m.depth_usd, reference_volatility=m.reference_volatility, max_haircut=m.max_haircut
+    )
+
+
+class VarConfig(BaseModel):
+    """``indexer var``: Monte Carlo value at risk of liquidations and bad debt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    horizon_days: float = Field(default=1, gt=0, description="horizon of the simulated price paths, days")
+    paths: int = Field(default=10_000, ge=1, le=10_000_000, description="Monte Carlo paths")
+    levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1, description="confidence levels of VaR and ES, each in (0, 1)")
+    seed: int = Field(default=7, description="random seed: the same seed and store give the same numbers")
+    default_volatility: float = Field(default=0.8, ge=0, description="annualized volatility of a volatile asset without history or configured value")
+    volatilities: dict[str, float] = Field(default_factory=dict, description="annualized volatility per asset symbol (overrides the stored history)")
+    correlations: dict[str, float] = Field(default_factory=dict, description='correlation per asset pair, keyed "A/B" (e.g. "WETH/WBTC" = 0.8)')
+
+    @field_validator("levels")
+    @classmethod
+    def _check_levels(cls, levels: list[float]) -> list[float]:
+        for level in levels:
+            if not 0 < level < 1:
+                raise ValueError(f"{level:g} is not a confidence level in (0, 1)")
+        return levels
+
+    @field_validator("volatilities")
+    @classmethod
+    def _check_volatilities(cls, vols: dict[str, float]) -> dict[str, float]:
+        for symbol, vol in vols.items():
+            if not vol >= 0:
+                raise ValueError(f"{symbol}: volatility {vol:g} must be >= 0")
+        return vols
+
+    @field_validator("correlations")
+    @classmethod
+    def _check_correlations(cls, corr: dict[str, float]) -> dict[str, float]:
+        for pair, rho in corr.items():
+            parts = pair.split("/")
+            if len(parts) != 2 or not all(p.strip() for p in parts):
+                raise ValueError(f'{pair!r} is not an asset pair "A/B"')
+            if not -1 <= rho <= 1:
+                raise ValueError(f"{pair}: correlation {rho:g} is not in [-1, 1]")
+        return corr
+
+
+class RiskConfig(BaseModel):
+    """Portfolio risk: status tiers, stablecoins, asset liquidation values (haircuts), scenarios, VaR."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stable_assets: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STABLE_ASSETS),
+        description="symbols of USD stablecoins: not shocked by the uniform crash of portfolio liquidation levels; stable_haircut unless in haircuts",
+    )
+    asset_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ASSET_ALIASES), description="leg symbol -> price-book symbol (a perps market's asset, a native coin)"
+    )
+    warning_hf: Annotated[str, AfterValidator(_decimal_text)] = Field(default="1.25", description="health factor below which a position is 'warning'")
+    critical_hf: Annotated[str, AfterValidator(_decimal_text)] = Field(default="1.05", description="health factor below which a position is 'critical'")
+    haircuts: dict[str, HaircutConfig] = Field(default_factory=dict, description="liquidation value model per asset symbol")
+    default_haircut: HaircutConfig = Field(default_factory=HaircutConfig, description="liquidation value model of a volatile asset without its own entry")
+    stable_haircut: HaircutConfig = Field(default_factory=_stable_haircut, description="liquidation value model of a stablecoin without its own entry")
+    volatility_window_days: float = Field(default=30, gt=0, description="days of stored oracle history the realized volatility is taken from")
+    scenarios_file: str | None = Field(default=None, description="TOML file of stress scenarios; unset: the packaged indexer/scenarios.toml")
+    var: VarConfig = Field(default_factory=VarConfig, description="`indexer var`: Monte Carlo settings")
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> RiskConfig:
+        if Decimal(self.warning_hf) < Decimal(self.critical_hf):
+            raise ValueError(f"warning_hf ({self.warning_hf}) must be >= critical_hf ({self.critical_hf})")
+        return self
+
+    @property
+    def warning_hf_wad(self) -> int:
+        """``warning_hf`` x 1e18 (exact)."""
+        return _wad(self.warning_hf)
+
+    @property
+    def critical_hf_wad(self) -> int:
+        """``critical_hf`` x 1e18 (exact)."""
+        return _wad(self.critical_hf)
+
+
+def _default_gas_units() -> dict[str, dict[str, int]]:
+    return {kind: dict(units) for kind, units in DEFAULT_GAS_UNITS.items()}
+
+
+# Gas per liquidation call, by adapter kind and function: typical mainnet figures (a liquidationCall with
+# swaps of aToken balances and interest updates; an absorb of one account; one buyCollateral), rounded up.
+DEFAULT_GAS_UNITS: dict[str, dict[str, int]] = {
+    "aave_v3": {"liquidationCall": 400_000},
+    "compound_v3": {"absorb": 250_000, "buyCollateral": 120_000},
+    "morpho_blue": {"liquidate": 180_000},
+    "synthetix_perps_v2": {"flagPosition": 250_000, "liquidatePosition": 350_000},
+}
+
+
+class TargetsConfig(BaseModel):
+    """``indexer targets``: liquidation targets ranked by expected profit net of gas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gas_price_gwei: Annotated[str, AfterValidator(_decimal_text)] = Field(default="1", description="gas price the gas cost is estimated with, gwei")
+    native_price_symbol: str = Field(default="WETH", description="symbol whose stored USD price values the chain's native token (gas)")
+    native_price_usd: Annotated[str, AfterValidator(_decimal_text)] | None = Field(
+        default=None, description="USD price of the native token; overrides native_price_symbol (e.g. when the store has no such price)"
+    )
+    gas_units: dict[str, dict[str, int]] = Field(
+        default_factory=_default_gas_units, description="gas per call by kind and function, merged over the defaults (e.g. aave_v3 = { liquidationCall = 350000 })"
+    )
+    near_move: Annotated[str, AfterValidator(_decimal_text)] = Field(
+        default="0.02", description="`--near` default: adverse price move (fraction, 0.02 = 2 %) within which a position counts as a near target"
+    )
+    liquidator: Address | None = Field(default=None, description="the liquidator's address, filled into calls that name it (Comet absorber, recipient)")
+    contracts: dict[str, Address] = Field(
+        default_factory=dict, description="protocol instance name -> contract liquidations are sent to, where the snapshot does not name it (e.g. an Aave Pool)"
+    )
+    store_front_price_factor: Annotated[str, AfterValidator(_decimal_text)] = Field(
+        default="0.6", description="Compound V3 storeFrontPriceFactor used where the snapshot has none (fraction, as in the Comet's configuration)"
+    )
+
+    @field_validator("gas_units")
+    @classmethod
+    def _merge_gas_units(cls, given: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        merged = _default_gas_units()
+        for kind, units in given.items():
+            for fn, gas in units.items():
+                if gas < 0:
+                    raise ValueError(f"{kind}.{fn}: gas units must be >= 0, got {gas}")
+            merged.setdefault(kind, {}).update(units)
+        return merged
+
+    @field_validator("near_move")
+    @classmethod
+    def _check_move(cls, text: str) -> str:
+        if Decimal(text) >= 1:
+            raise ValueError(f"{text} must be a fraction below 1 (0.02 = 2 %)")
+        return text
+
+
+class WatchEntry(BaseModel):
+    """An address to watch, from the config (``indexer watch add`` stores more in the database)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: Address = Field(description="the account")
+    below: Annotated[str, AfterValidator(_decimal_text)] = Field(description="health factor below which the address is in 'warning' (its own threshold)")
+    label: str = Field(default="", description="a name shown in alerts")
+
+
+class AlertsConfig(BaseModel):
+    """Watchlist alerts: tier crossings with hysteresis and a cooldown, delivered to a webhook and the log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    watch: list[WatchEntry] = Field(default_factory=list, description="addresses to watch (besides those added with `indexer watch add`)")
+    webhook_url: str | None = Field(
+        default=None, description="URL alerts are POSTed to as JSON; may carry a secret (query or user info), never logged; unset: log only"
+    )
+    band: Annotated[str, AfterValidator(_decimal_text)] = Field(
+        default="0.02", description="hysteresis: an address must recover past a tier's bound + band before that tier can alert again"
+    )
+    cooldown_seconds: float = Field(default=300.0, ge=0, description="at least this long between two alerts of one address")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="seconds one webhook request may take")
+    webhook_attempts: int = Field(default=3, ge=1, le=10, description="attempts per alert (retried on 5xx and connection errors)")
+    webhook_backoff_seconds: float = Field(default=0.5, ge=0, description="wait before the first retry; doubles each retry")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must start with http:// or https://")
+        return url
+
+
 class Settings(BaseSettings):
     """Everything the indexer is told."""
 
@@ -179,6 +435,10 @@ class Settings(BaseSettings):
     protocols: list[ProtocolConfig] = Field(default_factory=list, description="protocol instances to index")
     scale_out: ScaleOutConfig = Field(default_factory=ScaleOutConfig, description="leases that let several `indexer run` processes share the jobs")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="what `indexer db prune` keeps")
+    risk: RiskConfig = Field(default_factory=RiskConfig, description="portfolio risk: tiers, stablecoins, haircuts, scenarios, VaR")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="`indexer serve`: HTTP API, dashboard, metrics")
+    targets: TargetsConfig = Field(default_factory=TargetsConfig, description="`indexer targets`: gas price, near move, gas per call")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="watchlist alerts: webhook, hysteresis band, cooldown")
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from eth_utils import keccak
 from sqlalchemy import Engine
 
-from indexer.chain.block import pin_block
+from indexer.chain.block import pin_block_and_head
 from indexer.chain.logs import scan_logs
 from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
@@ -130,11 +130,11 @@ def run_snapshot(
             raise ShardWaiting(f"{proto.name} shard {shard}/{shards}: waiting for shard 0 to discover the accounts")
     if rpc is None:
         rpc, chain_id = connect(proto.chain, chain_cfg)
-        requests_before = rpc.request_count
+        requests_before, errors_before = rpc.request_count, dict(rpc.error_counts)
     else:
-        requests_before = rpc.request_count
+        requests_before, errors_before = rpc.request_count, dict(rpc.error_counts)
         chain_id = rpc.chain_id()
-    block = pin_block(rpc, chain_id, chain_cfg.confirmations, at=at_block)
+    block, head = pin_block_and_head(rpc, chain_id, chain_cfg.confirmations, at=at_block)
     multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)
@@ -169,6 +169,8 @@ def run_snapshot(
         accounts_read=len(accounts),
         rpc_requests=rpc.request_count - requests_before,
         duration_seconds=time.monotonic() - started,
+        head_block=head,
+        rpc_errors=rpc.errors_since(errors_before),
     )
     run_id, created = write_snapshot(engine, snapshot)
     log.info(
@@ -187,4 +189,17 @@ def run_snapshot(
         snapshot.duration_seconds,
         "new" if created else "already",
     )
+    if created:
+        notify_watchlist(engine, settings, run_id)
     return RunResult(run_id, created, snapshot)
+
+
+def notify_watchlist(engine: Engine, settings: Settings, run_id: int) -> None:
+    """Watchlist alerts after a stored run (``indexer.alerts``). The run is committed already: a failure here is
+    logged and never fails the snapshot; delivery is bounded by the webhook's attempts and timeout."""
+    from indexer.alerts import evaluate_alerts
+
+    try:
+        evaluate_alerts(engine, settings, [run_id])
+    except Exception:  # noqa: BLE001  (any fault of the alerts must leave the snapshot job running)
+        log.exception("watchlist alerts failed after run %d", run_id)

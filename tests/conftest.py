@@ -345,3 +345,14 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FreshData
     """A fresh empty database, once per backend."""
     with fresh_database(request.param, tmp_path) as db:
         yield db
+
+
+# --- a store seeded by the demo, for the user surfaces (API, metrics, dashboard) ---------------------------
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store written by `indexer demo --accounts 40 --rounds 2` (its own anvil; five protocols, two runs
+    each), made once per session. Tests that write to a store copy the file first."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    proc = indexer("demo", "--accounts", "40", "--rounds", "2", "--database-url", f"sqlite:///{path}", cwd=path.parent, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return path

@@ -102,10 +102,20 @@ def test_snapshot_then_queries(market_v35: Market, anvil, tmp_path: Path, clean_
     assert hfs == sorted(hfs)
 
     address = rows[0]["address"]
-    latest = json.loads(indexer("account", address.lower(), "--json", "--config", str(cfg), cwd=tmp_path).stdout)
-    history = json.loads(indexer("account", address, "--json", "--history", "--config", str(cfg), cwd=tmp_path).stdout)
+    out = json.loads(indexer("account", address.lower(), "--json", "--config", str(cfg), cwd=tmp_path).stdout)
+    assert set(out) == {"address", "portfolio", "positions", "history"} and out["address"] == address and out["history"] is None
+    latest = out["positions"]
+    history = json.loads(indexer("account", address, "--json", "--history", "--config", str(cfg), cwd=tmp_path).stdout)["history"]
     assert len(latest) == 1 and latest[0]["health_factor"] == rows[0]["health_factor"]
     assert len(history) == 2 and history[-1] == latest[0] and int(history[0]["health_factor"]) > int(history[1]["health_factor"])
+    # the portfolio of a one-position address is that position
+    portfolio = out["portfolio"]
+    assert portfolio["lowest_health_factor"] == latest[0]["health_factor"] and portfolio["market_nlv_usd"] == latest[0]["nlv_usd"]
+    assert portfolio["tier"] == ("liquidation" if latest[0]["liquidatable"] else "critical")
+    first = portfolio["levels"]["first_liquidation"]
+    assert first == 0.0 if latest[0]["liquidatable"] else (first is None or first > 0)
+    tables = indexer("account", address, "--history", "--config", str(cfg), cwd=tmp_path)
+    assert tables.returncode == 0 and "liquidation NLV $" in tables.stdout and "history" in tables.stdout, tables.stderr
     table = indexer("at-risk", "--config", str(cfg), cwd=tmp_path)
     assert table.returncode == 0 and "health factor" in table.stdout
     # A protocol name with no stored snapshot (a typo) is an error naming the stored ones, not an empty list.
@@ -163,7 +173,8 @@ def test_demo_leaves_a_database_at_risk_reads(tmp_path: Path) -> None:
         kinds.setdefault(r["address"], set()).add(r["kind"])
     address = next(a for a, k in kinds.items() if len(k) == 5)
     mine = json.loads(indexer("account", address, "--json", cwd=tmp_path).stdout)
-    assert {r["kind"] for r in mine} == {"aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2", "gmx_v2"}
+    assert {r["kind"] for r in mine["positions"]} == {"aave_v3", "compound_v3", "morpho_blue", "synthetix_perps_v2", "gmx_v2"}
+    assert {p["kind"] for p in mine["portfolio"]["positions"]} == {r["kind"] for r in mine["positions"]}
 
 
 def test_rpc_secret_never_reaches_logs_or_the_database(market_v35: Market, anvil, tmp_path: Path, clean_chain) -> None:  # type: ignore[no-untyped-def]

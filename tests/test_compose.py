@@ -43,7 +43,7 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_services_and_their_wiring(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgres", "anvil", "migrate", "indexer"}
+    assert set(services) == {"postgres", "anvil", "migrate", "indexer", "api"}
 
     pg = services["postgres"]
     assert pg["image"].startswith("postgres:16")
@@ -56,7 +56,7 @@ def test_services_and_their_wiring(services: dict[str, Any]) -> None:
     assert anvil["image"].startswith("ghcr.io/foundry-rs/foundry")
     assert _interpolate(" ".join(_command(anvil))).startswith("anvil --host 0.0.0.0")
 
-    for name in ("migrate", "indexer"):
+    for name in ("migrate", "indexer", "api"):
         svc = services[name]
         assert svc["build"] == "." and (ROOT / "Dockerfile").is_file()
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -71,7 +71,38 @@ def test_services_and_their_wiring(services: dict[str, Any]) -> None:
     assert indexer["deploy"]["replicas"] >= 2, "several processes share the jobs (or --scale indexer=N)"
 
 
-@pytest.mark.parametrize("name", ["migrate", "indexer"])
+def test_api_service_serves_the_same_database_after_the_migration(services: dict[str, Any]) -> None:
+    """`indexer serve` on all interfaces of its container, published on loopback, started once the schema is
+    at the head, health-checked through /healthz, with the token from API_TOKEN (empty: none)."""
+    api = services["api"]
+    cmd = _command(api)
+    assert cmd[:2] == ["indexer", "serve"] and "/config/indexer.toml" in cmd
+    host, port = cmd[cmd.index("--host") + 1], cmd[cmd.index("--port") + 1]
+    assert host == "0.0.0.0", "reachable through the published port"
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "anvil" not in api["depends_on"], "the API reads the store only, never the chain"
+    published = [_interpolate(p) for p in api["ports"]]
+    assert published == [f"127.0.0.1:8000:{port}"]
+    probe = " ".join(api["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/healthz" in probe
+    assert _env(api)["INDEXER_DATABASE_URL"] == _env(services["indexer"])["INDEXER_DATABASE_URL"]
+    assert "INDEXER_API__TOKEN" in _env(api)
+
+
+def test_the_api_service_config_loads_with_an_empty_token(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose passes an unset API_TOKEN as an empty string: that means no token, not a config error."""
+    from indexer.config import load_settings
+
+    for key in [k for k in os.environ if k.startswith("INDEXER_")]:
+        monkeypatch.delenv(key)
+    for key, value in _env(services["api"]).items():
+        monkeypatch.setenv(key, value)
+    assert load_settings(ROOT / "indexer.example.toml").api.token is None
+    monkeypatch.setenv("INDEXER_API__TOKEN", "s3cret")
+    assert load_settings(ROOT / "indexer.example.toml").api.token == "s3cret"
+
+
+@pytest.mark.parametrize("name", ["migrate", "indexer", "api"])
 def test_every_indexer_command_exists(services: dict[str, Any], name: str) -> None:
     """``indexer <sub command> --help`` exits 0 and lists every option the service passes."""
     cmd = _command(services[name])

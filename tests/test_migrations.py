@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -29,8 +29,8 @@ from indexer.store.db import account_positions, at_risk, known_accounts, list_ru
 from tests.conftest import FreshDatabase, fresh_database, indexer
 from tests.test_store import MAX, TABLES, WAD, block, position, snapshot
 
-HEAD = "0003_scale_out"
-REVISIONS = ("0001_initial", "0002_markets", HEAD)
+HEAD = "0005_watchlist_alerts"
+REVISIONS = ("0001_initial", "0002_markets", "0003_scale_out", "0004_risk_state", HEAD)
 SECRET = "s3cr3t-db-password"
 OLD_BLOCK = block(100)
 NEG_NLV = -(2**255) + 3
@@ -188,16 +188,19 @@ def test_empty_database_is_migrated_to_head_and_equals_the_models(any_db: FreshD
     assert fingerprint(any_db) == before
 
 
-def test_the_schema_comparison_sees_an_older_schema(any_db: FreshDatabase) -> None:
-    """The check above can fail: at 0002 it reports the tables, columns and constraint 0003 adds."""
-    to_revision(any_db, "0002_markets")
+def _changes(url: str) -> set[tuple[str, str]]:
     changes = set()
-    for op in schema_diff(any_db.url):
+    for op in schema_diff(url):
         if isinstance(op, tuple) and op[0] in ("add_table", "add_constraint", "remove_constraint", "add_index"):
             changes.add((op[0], op[1].name))
         elif isinstance(op, tuple) and op[0] == "add_column":
             changes.add((op[0], f"{op[2]}.{op[3].name}"))
-    assert changes == {
+    return changes
+
+
+# What each revision adds, as autogenerate reports it against the revision before.
+_ADDED_BY = {
+    "0003_scale_out": {
         ("add_table", "job_leases"),
         ("add_index", "ix_job_leases_expires_at"),
         ("add_table", "workers"),
@@ -206,7 +209,28 @@ def test_the_schema_comparison_sees_an_older_schema(any_db: FreshDatabase) -> No
         ("add_column", "snapshot_runs.shards"),
         ("remove_constraint", "uq_run_block"),
         ("add_constraint", "uq_run_shard_block"),
-    }
+    },
+    "0004_risk_state": {
+        ("add_column", "snapshot_runs.market_state"),
+        ("add_column", "snapshot_runs.head_block"),
+        ("add_column", "snapshot_runs.rpc_errors"),
+        ("add_column", "position_snapshots.state"),
+    },
+    "0005_watchlist_alerts": {
+        ("add_table", "watchlist"),
+        ("add_table", "alerts"),
+        ("add_index", "ix_alerts_address"),
+        ("add_table", "alert_states"),
+    },
+}
+
+
+@pytest.mark.parametrize("revision", ["0002_markets", "0003_scale_out"])
+def test_the_schema_comparison_sees_an_older_schema(any_db: FreshDatabase, revision: str) -> None:
+    """The check above can fail: at an older revision it reports the tables, columns and constraints the later ones add."""
+    to_revision(any_db, revision)
+    later = REVISIONS[REVISIONS.index(revision) + 1 :]
+    assert _changes(any_db.url) == set().union(*(_ADDED_BY[r] for r in later))
 
 
 def test_revisions_are_linear_and_downgrade_to_base(any_db: FreshDatabase) -> None:
@@ -254,6 +278,8 @@ def test_release_database_is_refused_untouched_then_upgraded_keeping_every_row(
     assert any_db.rows("SELECT DISTINCT market FROM position_snapshots") == [("",)]
     assert any_db.rows("SELECT DISTINCT market FROM price_snapshots") == [("",)]
     assert any_db.rows("SELECT DISTINCT market FROM known_accounts") == [("",)]
+    assert any_db.rows("SELECT market_state, head_block, rpc_errors FROM snapshot_runs") == [(None, None, None)]
+    assert any_db.rows("SELECT DISTINCT state FROM position_snapshots") == [(None,)]
 
     engine = make_engine(any_db.url)
     try:
@@ -289,19 +315,40 @@ def _old_rows_read_and_new_writes_work(engine: Engine) -> None:
     _, history = account_positions(engine, "0xNEG")
     assert sorted((r.market, r.block_number, r.health_factor) for r in history) == [("", 100, 0), ("", 100, WAD - 1), ("", 200, WAD - 1), (m1, 200, 3 * WAD)]
     assert AccountKey("0xNEW") in known_accounts(engine, "aave-main")
+    # The risk state of 0004 is written beside the old rows' NULLs, big integers digit for digit.
+    state_snap = replace(
+        snapshot(block(300), (replace(position("0xNEG", WAD - 1, block(300)), state={"scaled": 2**250 + 1, "k": [1, "0x01"]}),)),
+        market_state={"": {"price": 3 * 10**60}},
+        head_block=305,
+        rpc_errors={"timeout": 2},
+    )
+    state_id, created = write_snapshot(engine, state_snap)
+    assert created
+    with engine.connect() as conn:
+        runs = conn.execute(text("SELECT id, market_state, head_block, rpc_errors FROM snapshot_runs ORDER BY id")).all()
+        states = conn.execute(text("SELECT run_id, state FROM position_snapshots ORDER BY id")).all()
+    assert [(r[1], r[2], r[3]) for r in runs if r[0] != state_id] == [(None, None, None)] + [(None, None, "{}")] * 2
+    assert [(json.loads(r[1]), r[2], json.loads(r[3])) for r in runs if r[0] == state_id] == [({"": {"price": 3 * 10**60}}, 305, {"timeout": 2})]
+    assert [json.loads(st) for run_id, st in states if run_id == state_id] == [{"scaled": 2**250 + 1, "k": [1, "0x01"]}]
+    assert {st for run_id, st in states if run_id != state_id} == {None}
 
 
-def test_versioned_database_behind_head_is_refused_then_upgraded(any_db: FreshDatabase, tmp_path: Path) -> None:
-    to_revision(any_db, "0002_markets")
+@pytest.mark.parametrize("revision", ["0002_markets", "0003_scale_out"])
+def test_versioned_database_behind_head_is_refused_then_upgraded(any_db: FreshDatabase, revision: str, tmp_path: Path) -> None:
+    to_revision(any_db, revision)
     seed_old_rows(any_db, markets=True)
+    rows_before = old_columns(any_db)
     before = fingerprint(any_db)
     with pytest.raises(StoreError) as info:
         make_engine(any_db.url)
-    assert str(info.value).startswith(f"database schema is at 0002_markets, made by an older indexer version; this indexer needs {HEAD}: ")
+    assert str(info.value).startswith(f"database schema is at {revision}, made by an older indexer version; this indexer needs {HEAD}: ")
     assert f"`indexer db upgrade --database-url {any_db.url}`" in str(info.value)
-    assert fingerprint(any_db) == before and version(any_db) == ["0002_markets"]
+    assert fingerprint(any_db) == before and version(any_db) == [revision]
     proc = indexer("db", "upgrade", "--database-url", any_db.url, cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stdout == f"{any_db.url}: upgraded 0002_markets -> {HEAD}\n", proc.stderr
+    assert proc.returncode == 0 and proc.stdout == f"{any_db.url}: upgraded {revision} -> {HEAD}\n", proc.stderr
+    assert old_columns(any_db) == rows_before and schema_diff(any_db.url) == []
+    assert any_db.rows("SELECT market_state, head_block, rpc_errors FROM snapshot_runs") == [(None, None, None)]
+    assert any_db.rows("SELECT DISTINCT state FROM position_snapshots") == [(None,)]
     after = fingerprint(any_db)
     again = indexer("db", "upgrade", "--database-url", any_db.url, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout == f"{any_db.url}: already at {HEAD} (head), nothing to do\n", again.stderr

@@ -31,12 +31,15 @@ def scan_logs(
 
     A range the provider refuses is halved (down to one block, then the error propagates); after a
     success the range doubles again up to ``max_chunk``. ``on_progress(done_block, to_block)`` is
-    called after each range.
+    called once with ``done_block = from_block - 1`` before the first range (nothing done yet: a progress
+    display learns where the scan starts), then after each range.
     """
     logs: list[dict[str, Any]] = []
     requests = 0
     start = from_block
     size = max(MIN_LOG_CHUNK_BLOCKS, chunk)
+    if on_progress is not None and from_block <= to_block:
+        on_progress(from_block - 1, to_block)
     while start <= to_block:
         end = min(to_block, start + size - 1)
         try:

@@ -30,6 +30,15 @@ _RANGE_ERROR_MARKERS = (
     "query returned more than",
     "block range",
 )
+# Substrings of provider error messages that mean "slow down" (HTTP 429 counts too).
+_RATE_LIMIT_MARKERS = ("rate limit", "too many requests", "exceeded its compute units", "request limit")
+
+# Failure classes of ``RpcClient.error_counts`` (one per failed attempt, retries included): the node did not
+# answer or answered 502/503/504 (retried); it asked us to slow down (HTTP 429 or a rate-limit message;
+# retried); an eth_getLogs range it refused; any other error it answered (JSON-RPC error, HTTP 4xx); and
+# anything the HTTP layer raised that none of these covers.
+TRANSIENT, RATE_LIMITED, RANGE_TOO_LARGE, PERMANENT, UNKNOWN = "transient", "rate_limited", "range_too_large", "permanent", "unknown"
+FAILURE_CLASSES = (TRANSIENT, RATE_LIMITED, RANGE_TOO_LARGE, PERMANENT, UNKNOWN)
 
 
 def redact_url(url: str) -> str:
@@ -53,6 +62,17 @@ class RpcClient:
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
         self.request_count = 0  # HTTP requests sent, retries included
+        self.error_counts: dict[str, int] = dict.fromkeys(FAILURE_CLASSES, 0)  # failed attempts by class (FAILURE_CLASSES)
+
+    def _failed(self, failure: str) -> None:
+        with self._lock:
+            self.error_counts[failure] += 1
+
+    def errors_since(self, before: dict[str, int]) -> dict[str, int]:
+        """Failed attempts by class since ``before`` (a copy of ``error_counts``), classes with none left out."""
+        with self._lock:
+            now = dict(self.error_counts)
+        return {k: n - before.get(k, 0) for k, n in now.items() if n - before.get(k, 0) > 0}
 
     def _send(self, method: str, params: list[Any]) -> dict[str, Any]:
         with self._lock:
@@ -60,6 +80,7 @@ class RpcClient:
         try:
             return dict(self._provider.make_request(method, params))  # type: ignore[arg-type]
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self._failed(TRANSIENT)
             raise RpcUnreachable(
                 f"{method}: node at {self.endpoint} did not answer ({type(exc).__name__})",
                 method=method,
@@ -68,8 +89,13 @@ class RpcClient:
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status in (429, 502, 503, 504):
+                self._failed(RATE_LIMITED if status == 429 else TRANSIENT)
                 raise RpcUnreachable(f"{method}: HTTP {status} from {self.endpoint}", method=method, endpoint=self.endpoint) from None
+            self._failed(PERMANENT)
             raise RpcResponseError(f"{method}: HTTP {status} from {self.endpoint}", method=method, endpoint=self.endpoint) from None
+        except Exception:
+            self._failed(UNKNOWN)
+            raise
 
     def request(self, method: str, params: list[Any]) -> Any:
         """Send one request and return its ``result``; raise a typed ``RpcError`` otherwise."""
@@ -91,6 +117,10 @@ class RpcClient:
             code = err.get("code") if isinstance(err, dict) else None
             data = err.get("data") if isinstance(err, dict) else None
             cls = RpcRangeTooLarge if method == "eth_getLogs" and any(m in message.lower() for m in _RANGE_ERROR_MARKERS) else RpcResponseError
+            if cls is RpcRangeTooLarge:
+                self._failed(RANGE_TOO_LARGE)
+            else:
+                self._failed(RATE_LIMITED if code == 429 or any(m in message.lower() for m in _RATE_LIMIT_MARKERS) else PERMANENT)
             raise cls(f"{method}: {message}", code=code, data=data, method=method, endpoint=self.endpoint)
         return response.get("result")
 
@@ -109,14 +139,20 @@ class RpcClient:
         try:
             responses = self._provider.make_batch_request(calls)  # type: ignore[arg-type]
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self._failed(TRANSIENT)
             raise RpcUnreachable(f"batch: node at {self.endpoint} did not answer ({type(exc).__name__})", method="batch", endpoint=self.endpoint) from None
+        except Exception:
+            self._failed(UNKNOWN)
+            raise
         if isinstance(responses, dict):  # the whole batch was refused
             err = responses.get("error", responses)
+            self._failed(PERMANENT)
             raise RpcResponseError(f"batch: {err}", method="batch", endpoint=self.endpoint)
         by_id = sorted(responses, key=lambda r: int(r["id"]))
         out = []
         for (method, _), response in zip(calls, by_id, strict=True):
             if response.get("error"):
+                self._failed(PERMANENT)
                 raise RpcResponseError(f"{method}: {response['error']}", method=method, endpoint=self.endpoint)
             out.append(response.get("result"))
         return out

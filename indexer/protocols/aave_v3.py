@@ -12,27 +12,21 @@ The number of requests grows with accounts / batch size, not with accounts.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils import to_checksum_address
 
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
-from indexer.constants import USD_SCALE, ZERO_ADDRESS
-from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.constants import ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
-from indexer.risk.aave_v3 import (
-    AaveEModeCategory,
-    AaveMarket,
-    AaveReserve,
-    AaveUser,
-    account_data,
-    liquidation_verdict,
-    price_drop_to_liquidation,
-)
+from indexer.risk.aave_v3 import AaveEModeCategory, AaveMarket, AaveReserve, AaveUser, price_drop_to_liquidation
+from indexer.risk.reprice.aave_v3 import evaluate_aave
+from indexer.risk.state import encode
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +60,8 @@ class AaveMarketSnapshot:
     market: AaveMarket  # state for the pure functions (eMode categories filled in by ``positions``)
     tokens: dict[int, AaveReserveTokens]  # by reserve id
     prices: tuple[PriceReading, ...]  # oracle prices with feed data
-
-
-def _to_usd(value_base: int, base_unit: int) -> int:
-    return value_base * USD_SCALE // base_unit
+    # eMode categories the positions read so far are in (filled by ``positions``, stored in the run's market state)
+    emode_in_use: dict[int, AaveEModeCategory] = field(default_factory=dict)
 
 
 class AaveV3Adapter(ProtocolAdapter):
@@ -278,44 +270,32 @@ class AaveV3Adapter(ProtocolAdapter):
     def positions(self, market: AaveMarketSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
         state = self.with_emode(market, users, block.number)
+        market.emode_in_use.update(state.emode_categories)
         return [self.position_of(state, market, user, block) for user in users]
 
+    def market_state(self, market: AaveMarketSnapshot) -> dict[str, Any]:
+        """The pool's state (every reserve with its price and indexes, the eMode categories in use) under "" ."""
+        state = replace(market.market, emode_categories=dict(sorted(market.emode_in_use.items())))
+        return {"": encode(state)}
+
     def position_of(self, state: AaveMarket, market: AaveMarketSnapshot, user: AaveUser, block: BlockRef) -> Position:
-        data = account_data(state, user)
-        verdict = liquidation_verdict(state, user, data)
-        unit = state.base_currency_unit
-        legs = []
-        for side, group in (("collateral", data.collateral_legs), ("debt", data.debt_legs)):
-            for leg in group:
-                reserve = state.reserves[leg.reserve_id]
-                assert reserve is not None  # legs are only built for live reserves
-                legs.append(
-                    PositionLeg(
-                        asset=reserve.asset,
-                        symbol=reserve.symbol,
-                        side=side,
-                        amount=leg.balance,
-                        decimals=reserve.decimals,
-                        value_usd=_to_usd(leg.value_base, unit),
-                        liquidation_threshold_bps=leg.liquidation_threshold,
-                    )
-                )
-        coll_usd = _to_usd(data.total_collateral_base, unit)
-        debt_usd = _to_usd(data.total_debt_base, unit)
+        outcome = evaluate_aave(state, user)  # the same numbers a stored position's model recomputes
+        ev, data, verdict = outcome.evaluation, outcome.data, outcome.verdict
         return Position(
             protocol=self.name,
             kind=self.kind,
             account=user.account,
             block=block,
-            collateral_usd=coll_usd,
-            debt_usd=debt_usd,
-            nlv_usd=coll_usd - debt_usd,
-            health_factor=data.health_factor,
-            liquidatable=verdict.liquidatable,
+            collateral_usd=ev.collateral_usd,
+            debt_usd=ev.debt_usd,
+            nlv_usd=ev.nlv_usd,
+            health_factor=ev.health_factor,
+            liquidatable=ev.liquidatable,
             liquidation_threshold_bps=data.current_liquidation_threshold,
             price_drop_to_liquidation=price_drop_to_liquidation(state, user, data),
-            legs=tuple(legs),
+            legs=ev.legs,
             details={
+                "contract": market.pool,  # where liquidationCall goes
                 "pool_revision": str(state.revision),
                 "emode_category": str(user.emode_category),
                 "total_collateral_base": str(data.total_collateral_base),
@@ -326,4 +306,5 @@ class AaveV3Adapter(ProtocolAdapter):
                 "liquidation_collateral_asset": verdict.collateral_asset or "",
                 "liquidation_debt_asset": verdict.debt_asset or "",
             },
+            state=encode(user),
         )

@@ -21,16 +21,16 @@ from eth_utils import to_checksum_address
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
 from indexer.constants import ZERO_ADDRESS
-from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
-from indexer.risk.comet import PRICE_SCALE, CometAsset, CometMarket, CometUser, liquidation_price, price_drop_to_liquidation, verdict
+from indexer.risk.comet import CometAsset, CometMarket, CometUser, liquidation_price, price_drop_to_liquidation
+from indexer.risk.reprice.compound_v3 import evaluate_comet
+from indexer.risk.state import encode
 
 log = logging.getLogger(__name__)
 
-# Comet prices are USD x 1e8; the domain's USD values are x 1e18.
-_TO_USD = 10**18 // PRICE_SCALE
 # Event -> indexed parameters naming an account with a position.
 _ACCOUNT_PARAMS = {
     "Supply": ("dst",),
@@ -204,24 +204,15 @@ class CompoundV3Adapter(ProtocolAdapter):
         users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
         return [self.position_of(market.market, user, block) for user in users]
 
+    def market_state(self, market: CometSnapshot) -> dict[str, Any]:
+        """The Comet's state (assets and prices, base price, indexes, rates) under "" ."""
+        return {"": encode(market.market)}
+
     def position_of(self, market: CometMarket, user: CometUser, block: BlockRef) -> Position:
-        v = verdict(market, user)
-        legs = []
-        lcf_weighted = 0
-        for asset in market.assets:
-            amount = user.collateral.get(asset.offset, 0)
-            if not (user.assets_in >> asset.offset) & 1:
-                continue
-            value = amount * asset.price // asset.scale
-            lcf_weighted += value * asset.liquidate_collateral_factor
-            legs.append(
-                PositionLeg(asset.asset, asset.symbol, "collateral", amount, asset.decimals, value * _TO_USD, asset.liquidate_collateral_factor // 10**14)
-            )
-        if v.base_balance:
-            side = "debt" if v.base_balance < 0 else "supply"
-            value = v.debt_value if v.base_balance < 0 else v.supply_value
-            legs.append(PositionLeg(market.base_token, market.base_symbol, side, abs(v.base_balance), market.base_decimals, value * _TO_USD, 0))
+        outcome = evaluate_comet(market, user)  # the same numbers a stored position's model recomputes
+        ev, v = outcome.evaluation, outcome.verdict
         details = {
+            "contract": self.config.comet,  # where absorb and buyCollateral go
             "view_is_liquidatable": str(v.view_liquidatable).lower(),
             "absorbable": str(v.absorbable).lower(),
             "verdict": v.reason,
@@ -240,13 +231,14 @@ class CompoundV3Adapter(ProtocolAdapter):
             kind=self.kind,
             account=user.account,
             block=block,
-            collateral_usd=v.collateral_value * _TO_USD,
-            debt_usd=v.debt_value * _TO_USD,
-            nlv_usd=(v.collateral_value + v.supply_value - v.debt_value) * _TO_USD,
-            health_factor=v.health_factor,
-            liquidatable=v.absorbable,
-            liquidation_threshold_bps=lcf_weighted // v.collateral_value // 10**14 if v.collateral_value else 0,
+            collateral_usd=ev.collateral_usd,
+            debt_usd=ev.debt_usd,
+            nlv_usd=ev.nlv_usd,
+            health_factor=ev.health_factor,
+            liquidatable=ev.liquidatable,
+            liquidation_threshold_bps=outcome.liquidation_threshold_bps,
             price_drop_to_liquidation=price_drop_to_liquidation(market, user),
-            legs=tuple(legs),
+            legs=ev.legs,
             details=details,
+            state=encode(user),
         )

@@ -21,8 +21,8 @@ from eth_utils import keccak, to_checksum_address
 
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
-from indexer.constants import USD_SCALE, ZERO_ADDRESS
-from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.constants import ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
@@ -31,11 +31,11 @@ from indexer.risk.gmx import (
     BoundarySearch,
     GmxPosition,
     apply_factor,
-    health_factor,
     is_liquidatable_remaining,
     liquidation_price,
     remaining_collateral_usd,
 )
+from indexer.risk.reprice.gmx_v2 import GmxOracle, encode_state, evaluate_position
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,8 @@ class GmxV2Adapter(ProtocolAdapter):
                 raise DecodeError(f"Reader.getPositionInfo(0x{meta_p.key.hex()}) failed at block {n}: {res.error}")
             found.append(self._from_info(res.value, meta_p, unit[meta_p.index], info[meta_p.market], min_collateral_usd))
         liq_prices = self._liquidation_prices(found, metas, unit, info, n)
-        return [self.position_of(pos, meta, block, liq_prices.get(pos.key)) for pos in found]
+        mids = {pr.asset: pr.price for pr in market.prices}
+        return [self.position_of(pos, meta, block, liq_prices.get(pos.key), mids) for pos in found]
 
     def _from_info(self, value: Any, m: _Meta, index_price: tuple[int, int], market_info: Any, min_collateral_usd: int) -> GmxPosition:
         (pi,) = self.reader_abi.named("getPositionInfo", value).values()  # one unnamed struct
@@ -285,12 +286,24 @@ class GmxV2Adapter(ProtocolAdapter):
                 out[found[i].key] = (srch.result, True)
         return out
 
-    def position_of(self, p: GmxPosition, meta: dict[str, tuple[str, int]], block: BlockRef, liq_price: tuple[int, bool] | None) -> Position:
-        remaining = remaining_collateral_usd(p)
-        index = p.index_token
-        liquidatable, reason = is_liquidatable_remaining(p, remaining)
-        to_usd = FLOAT_PRECISION // USD_SCALE  # GMX USD is 1e30, the domain's 1e18
-        collateral_usd = p.collateral_amount * p.collateral_price[0] // to_usd
+    def position_of(
+        self, p: GmxPosition, meta: dict[str, tuple[str, int]], block: BlockRef, liq_price: tuple[int, bool] | None, mids: dict[str, int]
+    ) -> Position:
+        """The position and its verdict, computed by the same code its stored model recomputes it with;
+        ``mids``: the feed price per unit x 1e30 of each token (the answers a shock moves)."""
+        oracle = GmxOracle(
+            index_symbol=meta[p.index_token][0],
+            index_decimals=meta[p.index_token][1],
+            index_answer=mids[p.index_token],
+            collateral_symbol=meta[p.collateral_token][0],
+            collateral_decimals=meta[p.collateral_token][1],
+            collateral_answer=mids[p.collateral_token],
+            liquidation_index_price=liq_price[0] if liq_price is not None else None,
+            liquidation_index_price_exact=liq_price is not None and liq_price[1],
+        )
+        at = evaluate_position(p, oracle, p.index_price, p.collateral_price)
+        remaining, reason, ev = at.remaining_usd, at.reason, at.evaluation
+        liquidatable = ev.liquidatable
         liq = liq_price[0] if liq_price is not None else None
         mid = (p.index_price[0] + p.index_price[1]) // 2
         details = {
@@ -320,17 +333,15 @@ class GmxV2Adapter(ProtocolAdapter):
             kind=self.kind,
             account=p.account,
             block=block,
-            collateral_usd=collateral_usd,
-            debt_usd=p.total_cost_amount * p.collateral_price[0] // to_usd,
-            nlv_usd=remaining // to_usd if remaining >= 0 else -(-remaining // to_usd),
-            health_factor=health_factor(p, remaining),
+            collateral_usd=ev.collateral_usd,
+            debt_usd=ev.debt_usd,
+            nlv_usd=ev.nlv_usd,
+            health_factor=ev.health_factor,
             liquidatable=liquidatable,
             liquidation_threshold_bps=p.min_collateral_factor_for_liquidation * 10_000 // FLOAT_PRECISION,
             price_drop_to_liquidation=0.0 if liquidatable else abs(mid - liq) / mid if liq is not None and mid else None,
-            legs=(
-                PositionLeg(p.collateral_token, *meta[p.collateral_token][:1], "collateral", p.collateral_amount, meta[p.collateral_token][1], collateral_usd, 0),
-                PositionLeg(index, meta[index][0], "long" if p.is_long else "short", p.size_in_tokens, meta[index][1], p.size_in_usd // to_usd, 0),
-            ),
+            legs=ev.legs,
             details=details,
             market=p.key,
+            state=encode_state(p, oracle),
         )

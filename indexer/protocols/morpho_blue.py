@@ -21,12 +21,14 @@ from eth_utils import to_checksum_address
 
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
-from indexer.constants import USD_SCALE, ZERO_ADDRESS
-from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.constants import ZERO_ADDRESS
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import FeedReading, read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
 from indexer.risk.morpho import MorphoMarket, MorphoPosition, liquidation_incentive_factor, price_drop_to_liquidation, verdict
+from indexer.risk.reprice.morpho_blue import MorphoPricedMarket, evaluate_morpho
+from indexer.risk.state import encode
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,15 @@ _ACCOUNT_PARAM = {"Borrow": "onBehalf", "SupplyCollateral": "onBehalf"}
 
 @dataclass(frozen=True, slots=True)
 class MorphoMarketInfo:
-    """One market's state and the display data of its tokens."""
+    """One market's state, its tokens' display data and the USD feed of its loan token."""
 
-    state: MorphoMarket  # for the pure functions
-    loan_symbol: str
-    loan_decimals: int
-    collateral_symbol: str
-    collateral_decimals: int
+    priced: MorphoPricedMarket  # the market state with symbols, decimals and the loan's USD answer (the run's market state)
     loan_usd: FeedReading | None  # the configured USD feed of the loan token, None without one
+
+    @property
+    def state(self) -> MorphoMarket:
+        """The market state for the pure functions."""
+        return self.priced.market
 
 
 @dataclass
@@ -157,14 +160,24 @@ class MorphoBlueAdapter(ProtocolAdapter):
                 borrow_rate=rate_r.one() if rate_r is not None else 0,
                 block_timestamp=snap.block.timestamp,
             )
-            info = MorphoMarketInfo(state, _symbol(meta[loan], loan), _decimals(meta[loan]), _symbol(meta[coll], coll), _decimals(meta[coll]), usd.get(loan))
+            feed = usd.get(loan)
+            priced = MorphoPricedMarket(
+                market=state,
+                loan_symbol=_symbol(meta[loan], loan),
+                loan_decimals=_decimals(meta[loan]),
+                collateral_symbol=_symbol(meta[coll], coll),
+                collateral_decimals=_decimals(meta[coll]),
+                loan_usd_answer=feed.answer if feed else None,
+                loan_usd_decimals=feed.decimals if feed else 0,
+            )
+            info = MorphoMarketInfo(priced, feed)
             snap.markets[market_id] = info
             snap.prices.append(
                 PriceReading(
                     asset=coll,
-                    symbol=f"{info.collateral_symbol}/{info.loan_symbol}",
+                    symbol=f"{priced.collateral_symbol}/{priced.loan_symbol}",
                     price=state.price,
-                    price_decimals=36 + info.loan_decimals - info.collateral_decimals,
+                    price_decimals=36 + priced.loan_decimals - priced.collateral_decimals,
                     source=state.oracle,
                     feed_answer=None,
                     feed_updated_at=None,
@@ -188,24 +201,16 @@ class MorphoBlueAdapter(ProtocolAdapter):
                 out.append(self.position_of(market.markets[key.market], pos, block))
         return out
 
+    def market_state(self, market: MorphoSnapshot) -> dict[str, Any]:
+        """Per market id read: its state, tokens and the loan's USD answer (``MorphoPricedMarket``)."""
+        return {market_id: encode(info.priced) for market_id, info in sorted(market.markets.items())}
+
     def position_of(self, info: MorphoMarketInfo, pos: MorphoPosition, block: BlockRef) -> Position:
         m = info.state
         v = verdict(m, pos)
-
-        def usd(loan_amount: int) -> int:
-            if info.loan_usd is None:
-                return 0
-            return loan_amount * info.loan_usd.answer * USD_SCALE // (10**info.loan_decimals * 10**info.loan_usd.decimals)
-
-        lltv_bps = m.lltv // 10**14
-        legs = []
-        if pos.collateral:
-            legs.append(PositionLeg(m.collateral_token, info.collateral_symbol, "collateral", pos.collateral, info.collateral_decimals, usd(v.collateral_value), lltv_bps))
-        if v.borrowed:
-            legs.append(PositionLeg(m.loan_token, info.loan_symbol, "debt", v.borrowed, info.loan_decimals, usd(v.borrowed), 0))
-        if v.supplied:
-            legs.append(PositionLeg(m.loan_token, info.loan_symbol, "supply", v.supplied, info.loan_decimals, usd(v.supplied), 0))
+        ev = evaluate_morpho(info.priced, pos)  # the same numbers a stored position's model recomputes
         details = {
+            "contract": self.config.morpho,  # where liquidate goes
             "verdict": "liquidatable" if v.liquidatable else ("no debt" if not v.borrowed else "healthy"),
             "unhealthy_on_stored_totals": str(v.unhealthy_on_stored_totals).lower(),
             "loan_token": m.loan_token,
@@ -222,21 +227,21 @@ class MorphoBlueAdapter(ProtocolAdapter):
         }
         if v.liquidation_price is not None:
             details["liquidation_oracle_price"] = str(v.liquidation_price)
-        collateral_usd, debt_usd = usd(v.collateral_value), usd(v.borrowed)
         return Position(
             protocol=self.name,
             kind=self.kind,
             account=pos.account,
             block=block,
-            collateral_usd=collateral_usd,
-            debt_usd=debt_usd,
-            nlv_usd=collateral_usd + usd(v.supplied) - debt_usd,
-            health_factor=v.health_factor,
-            liquidatable=v.liquidatable,
-            liquidation_threshold_bps=lltv_bps,
+            collateral_usd=ev.collateral_usd,
+            debt_usd=ev.debt_usd,
+            nlv_usd=ev.nlv_usd,
+            health_factor=ev.health_factor,
+            liquidatable=ev.liquidatable,
+            liquidation_threshold_bps=m.lltv // 10**14,
             price_drop_to_liquidation=price_drop_to_liquidation(m, pos),
-            legs=tuple(legs),
+            legs=ev.legs,
             details=details,
+            state=encode(pos),
             market=m.market_id,
         )
 

@@ -21,10 +21,12 @@ from eth_utils import to_checksum_address
 from indexer.chain.abi import load_abi
 from indexer.chain.multicall import Call
 from indexer.constants import ZERO_ADDRESS
-from indexer.domain import AccountKey, BlockRef, Position, PositionLeg, PriceReading
+from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.protocols.base import LogFilter, ProtocolAdapter
-from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition, approx_liquidation_price, exact_liquidation_price, verdict
+from indexer.risk.reprice.synthetix_perps_v2 import evaluation
+from indexer.risk.state import encode
+from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition, approx_liquidation_price, exact_liquidation_price
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,10 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
     def prices(self, market: PerpsSnapshot) -> list[PriceReading]:
         return list(market.prices)
 
+    def market_state(self, market: PerpsSnapshot) -> dict[str, Any]:
+        """Every market's ``PerpsMarket`` (``risk.state.encode``), by proxy address (``Position.market``)."""
+        return {address: encode(m) for address, m in market.markets.items()}
+
     def positions(self, market: PerpsSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         keys = [k for k in sorted(accounts) if k.market in market.markets]
         fn = self.abi.fn
@@ -149,11 +155,8 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
         return out
 
     def position_of(self, m: PerpsMarket, p: PerpsPosition, flagged: bool, block: BlockRef) -> Position:
-        v = verdict(m, p)
+        v, ev = evaluation(m, p)  # the same code the stored position's model recomputes it with
         exact = exact_liquidation_price(m, p)
-        legs = [PositionLeg(m.address, "sUSD", "collateral", p.margin, 18, p.margin, 0)]
-        if p.size:
-            legs.append(PositionLeg(m.address, m.base_asset, "long" if p.size > 0 else "short", abs(p.size), 18, abs(v.notional), 0))
         details = {
             "market_key": _text(m.market_key),
             "size": str(p.size),
@@ -179,14 +182,15 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
             kind=self.kind,
             account=p.account,
             block=block,
-            collateral_usd=p.margin,
-            debt_usd=0,
-            nlv_usd=v.remaining_margin,
-            health_factor=v.health_factor,
-            liquidatable=v.can_liquidate,
+            collateral_usd=ev.collateral_usd,
+            debt_usd=ev.debt_usd,
+            nlv_usd=ev.nlv_usd,
+            health_factor=ev.health_factor,
+            liquidatable=ev.liquidatable,
             liquidation_threshold_bps=m.liquidation_buffer_ratio // 10**14,
             price_drop_to_liquidation=move,
-            legs=tuple(legs),
+            legs=ev.legs,
             details=details,
             market=m.address,
+            state=encode(p),
         )

@@ -90,19 +90,56 @@ def health_factor(p: GmxPosition, remaining: int) -> int:
     return max(0, remaining) * WAD // threshold
 
 
+def uncapped_pnl_usd(p: GmxPosition, index_price: tuple[int, int]) -> int:
+    """``getPositionPnlUsd`` before the pool-wide cap: long at the index min price, short at the max."""
+    value = p.size_in_tokens * (index_price[0] if p.is_long else index_price[1])
+    return value - p.size_in_usd if p.is_long else p.size_in_usd - value
+
+
+def pnl_usd_at(p: GmxPosition, index_price: tuple[int, int]) -> int:
+    """The position's PnL at ``index_price``: the Reader's ``basePnlUsd`` at the prices it was read at;
+    elsewhere the uncapped PnL, a positive one scaled by the cap ratio the Reader applied (GMX caps
+    positive PnL pool-wide; the ratio is held, an estimate far from liquidation)."""
+    if index_price == p.index_price:
+        return p.base_pnl_usd
+    pnl = uncapped_pnl_usd(p, index_price)
+    read = uncapped_pnl_usd(p, p.index_price)
+    if pnl > 0 and 0 <= p.base_pnl_usd < read:
+        return pnl * p.base_pnl_usd // read
+    return pnl
+
+
+def cost_amount_at(p: GmxPosition, collateral_min: int) -> int:
+    """``totalCostAmount`` (collateral units) with the collateral token's min price at ``collateral_min``:
+    the position and borrowing fee amounts re-derived from their USD values as GMX derives them
+    (``usd / collateralPrice.min``); the funding amount and the rest (UI fee, discounts) held."""
+    now_min = p.collateral_price[0]
+    if collateral_min == now_min:
+        return p.total_cost_amount
+    if collateral_min <= 0:
+        return 0
+    others = p.total_cost_amount - (p.position_fee_usd // now_min + p.borrowing_fee_usd // now_min + p.funding_fee_amount)
+    return p.position_fee_usd // collateral_min + p.borrowing_fee_usd // collateral_min + p.funding_fee_amount + others
+
+
+def remaining_at_prices(p: GmxPosition, index_price: tuple[int, int], collateral_price: tuple[int, int]) -> int:
+    """Remaining collateral (1e30 USD) with the index and the collateral token priced independently
+    (each a (min, max) pair per unit x 1e30); at the prices ``p`` was read at it is exactly
+    ``remaining_collateral_usd(p)``. The fee USD values (pending borrowing in particular) are held: on
+    chain they move a little with the prices (see ``BoundarySearch``)."""
+    cmin = collateral_price[0]
+    return p.collateral_amount * cmin + pnl_usd_at(p, index_price) + liquidation_impact(p) - cost_amount_at(p, cmin) * cmin
+
+
 def remaining_at_index_price(p: GmxPosition, price: int, spread: tuple[int, int] | None = None) -> int:
     """Remaining collateral with the index price moved to ``price`` (min = max = price unless ``spread``
     gives (min - price, max - price)), the collateral repriced too when it is the index token, and the
     fee amounts re-derived from their USD values at the new collateral price as GMX derives them.
     PnL is not capped here (the cap only lowers positive PnL, far from liquidation)."""
     lo, hi = (price, price) if spread is None else (price + spread[0], price + spread[1])
-    value = p.size_in_tokens * (lo if p.is_long else hi)
-    pnl = value - p.size_in_usd if p.is_long else p.size_in_usd - value
+    pnl = uncapped_pnl_usd(p, (lo, hi))
     cmin = lo if p.collateral_is_index else p.collateral_price[0]
-    now_min = p.collateral_price[0]
-    others = p.total_cost_amount - (p.position_fee_usd // now_min + p.borrowing_fee_usd // now_min + p.funding_fee_amount)
-    cost = p.position_fee_usd // cmin + p.borrowing_fee_usd // cmin + p.funding_fee_amount + others if cmin else 0
-    return p.collateral_amount * cmin + pnl + liquidation_impact(p) - cost * cmin
+    return p.collateral_amount * cmin + pnl + liquidation_impact(p) - cost_amount_at(p, cmin) * cmin
 
 
 def liquidation_price(p: GmxPosition, start: int | None = None) -> int | None:

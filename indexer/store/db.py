@@ -114,7 +114,7 @@ def _insert_ignore(engine: Engine, model: type[SQLModel]) -> Any:
 # Columns written per position and price row, in COPY order.
 _POSITION_COLUMNS = (
     "run_id", "protocol", "chain_id", "account", "market", "block_number", "health_factor", "health_factor_float", "liquidatable",
-    "collateral_usd", "debt_usd", "nlv_usd", "liquidation_threshold_bps", "price_drop_to_liquidation", "legs", "details",
+    "collateral_usd", "debt_usd", "nlv_usd", "liquidation_threshold_bps", "price_drop_to_liquidation", "legs", "details", "state",
 )  # fmt: skip
 _PRICE_COLUMNS = ("run_id", "asset", "market", "symbol", "price", "price_decimals", "source", "feed_answer", "feed_updated_at")
 
@@ -137,7 +137,16 @@ def _position_row(run_id: int, p: Any) -> dict[str, Any]:
         "price_drop_to_liquidation": p.price_drop_to_liquidation,
         "legs": _legs_json(p.legs),
         "details": json.dumps(p.details, sort_keys=True),
+        "state": state_json(p.state),
     }
+
+
+def state_json(state: Any) -> str | None:
+    """Risk state (``Position.state``, ``Snapshot.market_state``) as compact JSON; None when empty (nothing kept).
+    Integers are written digit for digit, so big ones stay exact."""
+    if not state:
+        return None
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
 def _price_row(run_id: int, pr: Any) -> dict[str, Any]:
@@ -213,6 +222,9 @@ def write_snapshot(engine: Engine, snap: Snapshot) -> tuple[int, bool]:
                 liquidatable=sum(1 for p in snap.positions if p.liquidatable),
                 rpc_requests=snap.rpc_requests,
                 duration_seconds=snap.duration_seconds,
+                market_state=state_json(snap.market_state),
+                head_block=snap.head_block,
+                rpc_errors=json.dumps(dict(snap.rpc_errors), sort_keys=True),  # "{}": none failed (NULL: runs before 0004)
             )
             session.add(run)
             session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from indexer.store.codec import BigInt
@@ -37,6 +37,11 @@ class SnapshotRun(SQLModel, table=True):
     rpc_requests: int = 0
     duration_seconds: float = 0.0
     created_at: datetime = Field(default_factory=_now)
+    # Market-wide inputs of the protocol's rule at the block, JSON keyed by market id (domain.Snapshot.market_state);
+    # None for runs of releases before 0004 (their positions cannot be recomputed under other prices).
+    market_state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    head_block: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # chain head when the block was pinned
+    rpc_errors: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON: failure class -> failed attempts
 
 
 class PositionSnapshot(SQLModel, table=True):
@@ -65,6 +70,7 @@ class PositionSnapshot(SQLModel, table=True):
     price_drop_to_liquidation: float | None = None
     legs: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of legs, amounts as text
     details: str = Field(sa_column=Column(Text, nullable=False))  # JSON object, protocol-specific
+    state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON: the position's raw rule inputs (domain.Position.state)
 
 
 class PriceSnapshot(SQLModel, table=True):
@@ -129,3 +135,45 @@ class Worker(SQLModel, table=True):
     worker_id: str = Field(primary_key=True)  # host:pid:random
     started_at: datetime
     heartbeat_at: datetime = Field(index=True)
+
+
+class WatchlistEntry(SQLModel, table=True):
+    """An address watched for status-tier crossings (``indexer watch add``; config entries are not stored)."""
+
+    __tablename__ = "watchlist"
+
+    address: str = Field(primary_key=True)  # checksummed
+    below: int = Field(sa_column=Column(BigInt(), nullable=False))  # WAD: health factor below which it is "warning"
+    label: str = ""  # a name shown in alerts
+    created_at: datetime = Field(default_factory=_now)
+
+
+class Alert(SQLModel, table=True):
+    """A watched address crossing into a worse tier, and its delivery to the webhook."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(index=True)  # the watched address
+    protocol: str  # protocol instance of the position that set the tier (the worst one)
+    market: str = ""  # its market ("" for single-market instances)
+    from_tier: str  # tier held before: healthy | warning | critical | liquidation
+    to_tier: str  # the worse tier crossed into
+    health_factor: int = Field(sa_column=Column(BigInt(), nullable=False))  # WAD, of that position
+    block_number: int  # block of that position's snapshot
+    run_id: int  # its snapshot run (no foreign key: `db prune` may delete the run, the alert stays)
+    created_at: datetime = Field(default_factory=_now)
+    delivered: bool = False  # the webhook answered 2xx
+    attempts: int = 0  # webhook requests made
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # last delivery failure
+
+
+class AlertState(SQLModel, table=True):
+    """Where the hysteresis holds a watched address, and when it last alerted."""
+
+    __tablename__ = "alert_states"
+
+    address: str = Field(primary_key=True)
+    tier: str  # the tier held: it rises with the health factor's tier, falls only past the bound + band
+    last_alert_at: datetime | None = None  # time of the last alert (cooldown)
+    updated_at: datetime = Field(default_factory=_now)

@@ -4,10 +4,11 @@
 anything else is refused with the ``indexer db upgrade`` command to run, and left untouched.
 Databases made by the releases before migrations have no ``alembic_version`` table: their revision is
 read from their columns (``position_snapshots.market`` came with 0002, ``snapshot_runs.shard`` with
-0003), and ``indexer db upgrade`` records it before upgrading, in the same transaction.
+0003, ``snapshot_runs.market_state`` with 0004, the ``alert_states`` table with 0005), and ``indexer db upgrade`` records it before upgrading,
+in the same transaction.
 
     >>> head_revision()
-    '0003_scale_out'
+    '0005_watchlist_alerts'
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 # The tables every release had; any of them without a version table is a database of a release before migrations.
 INDEXER_TABLES = ("snapshot_runs", "position_snapshots", "price_snapshots", "checkpoints", "known_accounts")
-# Revision of an unversioned database, by the newest column it has (newest first).
-_UNVERSIONED_MARKERS = (("snapshot_runs", "shard", "0003_scale_out"), ("position_snapshots", "market", "0002_markets"))
+# Revision of an unversioned database, by the newest table and column it has (newest first).
+_UNVERSIONED_MARKERS = (
+    ("alert_states", "tier", "0005_watchlist_alerts"),
+    ("snapshot_runs", "market_state", "0004_risk_state"),
+    ("snapshot_runs", "shard", "0003_scale_out"),
+    ("position_snapshots", "market", "0002_markets"),
+)
 _UNVERSIONED_OLDEST = "0001_initial"
 # pg_advisory_xact_lock key: one migration at a time per PostgreSQL database (several `indexer run` may start at once).
 _PG_MIGRATION_LOCK = 0x1D3E_C0DE_0001

@@ -72,14 +72,16 @@ def shocked(answer: int, m: Fraction) -> int:
 
 
 class PositionModel(ABC):
-    """One stored position, recomputable at other prices. Subclasses hold the protocol's state objects."""
+    """One stored position, recomputable at other prices. Subclasses hold the protocol's state objects
+    (``.market``/``.user`` for Aave and Comet, ``.market``/``.position`` for Morpho and Synthetix,
+    ``.position`` for GMX); the market id is ``market_id``."""
 
     kind: str = ""  # adapter kind, e.g. "aave_v3"
 
     def __init__(self, *, protocol: str, account: str, market: str, block: BlockRef) -> None:
         self.protocol = protocol  # protocol instance name
         self.account = account  # account address, checksummed
-        self.market = market  # market id within the instance ("" for single-market instances)
+        self.market_id = market  # market id within the instance ("" for single-market instances)
         self.block = block  # the snapshot's block
 
     @abstractmethod
