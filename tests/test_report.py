@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -22,11 +23,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the indexer.db of a small demo (five protocols, two rounds)."""
-    where = tmp_path_factory.mktemp("demo")
-    proc = indexer("demo", "--accounts", "30", "--rounds", "2", "--seed", "3", cwd=where)
-    assert proc.returncode == 0, proc.stderr
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> Path:
+    """A directory holding, as indexer.db, a copy of the session's small demo store (five protocols, two rounds)."""
+    where = tmp_path_factory.mktemp("report")
+    shutil.copyfile(demo_db, where / "indexer.db")
     return where
 
 

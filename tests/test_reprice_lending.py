@@ -33,6 +33,9 @@ from indexer.risk.reprice.base import FALLING, Evaluation, Shocks, shock_of, sho
 from indexer.risk.reprice.compound_v3 import CompoundV3Model, evaluate_comet
 from indexer.risk.reprice.morpho_blue import MorphoBlueModel
 from indexer.store.db import PositionRow, make_engine, write_snapshot
+from indexer.risk.haircut import HaircutBook
+from indexer.risk.scenarios import parse_scenarios
+from indexer.risk.stress import run_stress
 from indexer.store.risk_state import StoredPosition, latest_positions
 from tests.conftest import Comet, FreshDatabase, Market, Morpho, comet_settings, morpho_settings, settings_for
 
@@ -150,6 +153,18 @@ def test_latest_positions_reads_models_back_on_both_backends(any_db: FreshDataba
 
 
 SHOCKS: Shocks = {"WETH": Fraction(80, 100), "wstETH": Fraction(82, 100), "WBTC": Fraction(85, 100), "USDC": Fraction(105, 100)}
+# The same shocks as a stress scenario file would give them: `indexer stress` must reach the chain's verdicts.
+SCENARIO = parse_scenarios("[scenarios.conformance]\nshocks = { WETH = -0.20, wstETH = -0.18, WBTC = -0.15, USDC = 0.05 }")["conformance"]
+
+
+def assert_stress_equals(stored: list[StoredPosition], expected: dict[Any, Evaluation], key: Any) -> None:
+    """``run_stress`` of ``SCENARIO`` over the stored positions gives, for every position, the verdict and health
+    factor of ``expected`` (which the test checks against the protocol's own contracts)."""
+    assert SCENARIO.shocks_for({}) == {k: v for k, v in SHOCKS.items()}
+    result = run_stress(stored, SCENARIO, HaircutBook.build(), {})
+    got = {key(p): (p.liquidatable_after, p.health_factor_after) for p in result.positions}
+    assert got == {k: (ev.liquidatable, ev.health_factor) for k, ev in expected.items()}
+    assert result.total.newly_liquidatable == sum(1 for p in result.positions if p.liquidatable_after and not p.liquidatable_before) > 0
 
 
 # --- Aave V3 -----------------------------------------------------------------------------------------------
@@ -256,6 +271,7 @@ def test_aave_shocks_agree_with_the_pool(market_v35: Market, anvil, rpc, engine,
                 elif not ok and "HEALTH_FACTOR_NOT_BELOW_THRESHOLD" not in reason:  # refused for its health, nothing else
                     problems.append(f"{account}: liquidationCall refused for another reason: {reason[:120]}")
         assert not problems, problems[:5]
+        assert_stress_equals(stored, expected, lambda p: p.address)
         newly = [a for a, ev in expected.items() if ev.liquidatable and not models[a].evaluate().liquidatable]  # type: ignore[union-attr]
         assert newly and any(ev.debt_usd and not ev.liquidatable for ev in expected.values()), "the shocks split the borrowers"
         fresh = run_snapshot(settings, proto, engine, rpc=rpc, at_block=block).snapshot
@@ -330,7 +346,8 @@ def test_comet_shocks_agree_with_the_comet(comet: Comet, anvil, rpc, engine, db_
     fx, chain = comet.fixture, clean_chain
     settings, proto = comet_settings(anvil, fx, db_url)
     base = run_snapshot(settings, proto, engine, rpc=rpc).snapshot
-    models = {s.row.address: s.model for s in latest_positions(engine)}
+    stored = latest_positions(engine)
+    models = {s.row.address: s.model for s in stored}
     b, t = base.block.number, base.block.timestamp
     shocks = {sym: m for sym, m in SHOCKS.items() if sym in fx.assets or sym == fx.base.symbol}
     assert set(shocks) == {"WETH", "WBTC", "USDC"}
@@ -349,6 +366,7 @@ def test_comet_shocks_agree_with_the_comet(comet: Comet, anvil, rpc, engine, db_
             if ok != ev.liquidatable:
                 problems.append(f"{account}: absorb {ok} ({reason[:80]}), model {ev.liquidatable}")
         assert not problems, problems[:5]
+        assert_stress_equals(stored, expected, lambda p: p.address)
         assert any(ev.liquidatable and not models[a].evaluate().liquidatable for a, ev in expected.items())  # type: ignore[union-attr]
         assert any(ev.debt_usd and not ev.liquidatable for ev in expected.values())
         fresh = run_snapshot(settings, proto, engine, rpc=rpc, at_block=block).snapshot
@@ -429,7 +447,8 @@ def test_morpho_shocks_agree_with_liquidate(morpho: Morpho, anvil, rpc, engine, 
     fx, chain = morpho.fixture, clean_chain
     settings, proto, feeds = morpho_with_feeds(morpho, chain, anvil, db_url)
     base = run_snapshot(settings, proto, engine, rpc=rpc).snapshot
-    models = {(s.row.address, s.row.market): s.model for s in latest_positions(engine)}
+    stored = latest_positions(engine)
+    models = {(s.row.address, s.row.market): s.model for s in stored}
     b, t = base.block.number, base.block.timestamp
     # Each market's oracle: price x m_collateral / m_loan (floored once); the loan tokens' USD feeds: x m_loan.
     ratios = {}
@@ -445,6 +464,7 @@ def test_morpho_shocks_agree_with_liquidate(morpho: Morpho, anvil, rpc, engine, 
             if ok != ev.liquidatable:
                 problems.append(f"{account} {market_id[:10]}: liquidate {ok} ({reason[:80]}), model {ev.liquidatable}")
         assert not problems, problems[:5]
+        assert_stress_equals(stored, expected, lambda p: (p.address, p.market))
         assert any(ev.liquidatable and not models[k].evaluate().liquidatable for k, ev in expected.items())  # type: ignore[union-attr]
         assert any(ev.debt_usd and not ev.liquidatable for ev in expected.values())
         fresh = run_snapshot(settings, proto, engine, rpc=rpc, at_block=block).snapshot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from tests.conftest import indexer
@@ -15,9 +16,8 @@ def _json(*args: str, cwd: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-def test_risk_commands_after_the_demo(tmp_path: Path) -> None:
-    demo = indexer("demo", "--accounts", "40", "--rounds", "2", "--seed", "5", cwd=tmp_path)
-    assert demo.returncode == 0, demo.stderr
+def test_risk_commands_after_the_demo(tmp_path: Path, demo_db: Path) -> None:
+    shutil.copyfile(demo_db, tmp_path / "indexer.db")  # the session's `indexer demo --accounts 40 --rounds 2` store
     stored = {(r["protocol"], r["address"], r["market"]): r for r in json.loads(indexer("at-risk", "--json", "--below", "1e60", cwd=tmp_path).stdout)}
     assert len({p for p, _, _ in stored}) == 5
 

@@ -431,3 +431,27 @@ def test_cli_table_and_bad_arguments(engine, db_url, tmp_path: Path) -> None:  #
     ):
         bad = indexer("targets", *args, "--database-url", db_url, cwd=tmp_path)
         assert bad.returncode == 2 and words in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, (args, bad.stderr)
+
+
+def test_synthetix_targets_flag_position_succeeds_for_every_target(perps, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+    """After sETH falls 15 %, every Synthetix target's first call (flagPosition, or liquidatePosition where the
+    position is flagged already) succeeds as an eth_call from a keeper at the snapshot's block, and a healthy
+    position's flagPosition reverts: the printed call is the one the market accepts."""
+    from tests.conftest import perps_settings
+
+    fx = perps.fixture
+    eth = fx.market("sETH")
+    price, _ = fx.price(eth.spec.market_key)
+    fx.set_price(eth.spec.market_key, price * 85 // 100)
+    settings, proto = perps_settings(anvil, fx, db_url)
+    block = run_snapshot(settings, proto, engine, rpc=rpc).snapshot.block.number
+    stored = latest_positions(engine)
+    found = [t for t in find_targets(stored, engine=engine, settings=settings, liquidator=perps.keeper) if t.status == "liquidatable"]
+    assert len(found) >= 5
+    for t in found:
+        to, data = _call_json(t.to_json())
+        assert to == t.market and t.calls[0].function in ("flagPosition", "liquidatePosition")
+        rpc.call(to, data, block, sender=perps.keeper)  # raises on a revert
+    healthy = next(s for s in stored if not s.row.liquidatable and s.row.legs[-1]["side"] in ("long", "short"))
+    ok, _ = fx.chain.try_call("PerpsV2Market", healthy.row.market, "flagPosition", healthy.row.address, sender=perps.keeper, block=block)
+    assert not ok, "a healthy position cannot be flagged"

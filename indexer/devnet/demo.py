@@ -182,4 +182,8 @@ def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, consol
                 )
     rows = at_risk(engine, 11 * WAD // 10)
     console.print(positions_table(rows[:20], f"riskiest accounts (health factor < 1.1): {len(rows)}, showing {min(20, len(rows))}"))
-    console.print(f"stored in {database_url}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS> --history")
+    console.print(
+        f"stored in {database_url}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS>, "
+        "indexer targets, indexer stress --scenario eth_crash, indexer levels --asset WETH, indexer var, "
+        "indexer report --out report/, indexer serve (dashboard at http://127.0.0.1:8000/)"
+    )

@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from indexer.constants import USD_SCALE
-from indexer.risk.reprice.base import symbol_key
+from indexer.risk.reprice.base import first_true, symbol_key
 from indexer.risk.scenarios import book_symbol
 from indexer.risk.stress import Skipped, StoredLike
 
@@ -174,13 +174,7 @@ def liquidation_levels(stored: Iterable[StoredLike], symbol: str, *, max_drop: f
             beyond += held
             beyond_n += 1
             continue
-        lo, hi = 0, bins  # not liquidatable at edge lo, liquidatable at edge hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if liquidatable_at(mid):
-                hi = mid
-            else:
-                lo = mid
+        hi = first_true(liquidatable_at, 0, bins)  # not liquidatable at edge 0, liquidatable at edge bins
         amounts[hi - 1] += held
         counts[hi - 1] += 1
     rows = tuple(LevelBin(float(edges[i]), float(edges[i + 1]), amounts[i], counts[i]) for i in range(bins))

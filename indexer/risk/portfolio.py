@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
 from indexer.domain import PositionLeg
 from indexer.risk.haircut import HaircutBook
-from indexer.risk.reprice.base import Evaluation, PositionModel
+from indexer.risk.reprice.base import Evaluation, PositionModel, first_true
 
 TIERS = ("healthy", "warning", "critical", "liquidation")  # best to worst
 POSITIVE_SIDES = ("collateral", "supply", "long")  # legs that add to the exposure
@@ -357,14 +357,7 @@ def _first_drop(holds: Callable[[int], bool]) -> int | None:
     prev = 0
     for g in [*range(LEVEL_GRID_STEP, LEVEL_MAX_DROP, LEVEL_GRID_STEP), LEVEL_MAX_DROP]:
         if holds(g):
-            lo, hi = prev, g  # not at lo, at hi
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if holds(mid):
-                    hi = mid
-                else:
-                    lo = mid
-            return hi
+            return first_true(holds, prev, g)  # not at prev, at g
         prev = g
     return None
 

@@ -119,6 +119,18 @@ class PositionModel(ABC):
 MAX_ANSWER = 2**128
 
 
+def first_true(holds: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The smallest integer in ``(lo, hi]`` where the monotone ``holds`` is true, given it is false at ``lo``
+    and true at ``hi`` (bisection, about log2(hi - lo) calls)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def boundary(liquidatable_at: Callable[[int], bool], start: int, direction: str) -> int | None:
     """The first integer answer from ``start`` along ``direction`` where ``liquidatable_at`` is true."""
     if liquidatable_at(start):
@@ -126,27 +138,14 @@ def boundary(liquidatable_at: Callable[[int], bool], start: int, direction: str)
     if direction == FALLING:
         if not liquidatable_at(0):
             return None
-        lo, hi = 0, start  # liquidatable at lo, not at hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if liquidatable_at(mid):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        # liquidatable at 0, not at start: the last liquidatable answer is one below the first safe one
+        return first_true(lambda a: not liquidatable_at(a), 0, start) - 1
     far = max(2 * start, 1)
     while not liquidatable_at(far):
         if far >= MAX_ANSWER:
             return None
         far = min(far * 4, MAX_ANSWER)
-    lo, hi = start, far  # not liquidatable at lo, liquidatable at hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if liquidatable_at(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return first_true(liquidatable_at, start, far)
 
 
 ModelLoader = Callable[..., PositionModel]
