@@ -20,8 +20,9 @@ setup: $(BIN)/.installed node_modules/.installed
 demo: setup
 	$(BIN)/indexer demo
 
+# Two workers (one anvil each), whole files per worker: module fixtures and their order stay as written.
 test: setup chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Headless Chromium for tests/test_dashboard.py: Debian's `chromium` package, installed when missing (as root,
 # best effort: without it the dashboard test skips and says why).
