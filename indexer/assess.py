@@ -8,16 +8,23 @@ The CLI, the report and the HTTP API call these, so that each surface shows the 
 - ``account_portfolio(engine, risk, address)``: one address's portfolio (``risk.portfolio``), with its
   liquidation levels;
 - ``portfolios(engine, risk)``: every address's portfolio (without levels, which cost model evaluations);
-- ``store_solvency(engine, risk)``: the solvency audit per protocol instance (``risk.solvency``).
+- ``store_solvency(engine, risk)``: the solvency audit per protocol instance (``risk.solvency``);
+- ``scenario_named`` / ``asset_named``: a user's scenario or asset name resolved as every surface resolves it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
 from indexer.config import RiskConfig
+from indexer.errors import ConfigError
+from indexer.risk.levels import held_symbols
+from indexer.risk.reprice.base import symbol_key
+from indexer.risk.scenarios import Scenario, ScenarioError, book_symbol, load_scenarios
 from indexer.risk.haircut import HaircutBook, realized_volatility
 from indexer.risk.portfolio import Portfolio, build_portfolio, build_portfolios
 from indexer.risk.solvency import ProtocolSolvency, solvency
@@ -79,3 +86,27 @@ def store_solvency(
     """The solvency audit of the latest positions: (per protocol instance, total)."""
     positions = latest_positions(engine) if stored is None else stored
     return solvency(positions, book or haircut_book(engine, risk))
+
+
+def scenario_named(risk: RiskConfig, name: str, scenarios_file: str | None) -> Scenario:
+    """The scenario ``name`` of ``scenarios_file`` (else ``[risk] scenarios_file``, else the packaged file)."""
+    source = scenarios_file or risk.scenarios_file
+    try:
+        scenarios = load_scenarios(source)
+    except ScenarioError as exc:
+        raise ConfigError(f"{'--scenarios' if scenarios_file else 'risk.scenarios_file'}: {exc}", key=exc.key) from None
+    by_key = {k.lower(): s for k, s in scenarios.items()}
+    if name.lower() not in by_key:
+        raise ConfigError(f"--scenario: unknown scenario {name!r} (known: {', '.join(scenarios)})", key="scenario")
+    return by_key[name.lower()]
+
+
+def asset_named(stored: Sequence[Any], asset: str, aliases: dict[str, str]) -> str:
+    """The book symbol ``asset`` names (case-insensitive, through the aliases); ConfigError when no stored
+    position holds it as collateral or long."""
+    held = held_symbols(stored, aliases)
+    wanted = symbol_key(book_symbol(asset, aliases))
+    for s in sorted(held):
+        if symbol_key(s) == wanted:
+            return s
+    raise ConfigError(f"--asset: no stored position holds {asset!r} as collateral or long (held: {', '.join(sorted(held)) or 'none'})", key="asset")

@@ -256,9 +256,9 @@ def stress(
     database_url: DbOpt = None,
 ) -> None:
     """Recompute every stored position with its protocol's exact rule under a scenario's price shocks."""
-    from indexer.assess import haircut_book
+    from indexer.assess import haircut_book, scenario_named
     from indexer.risk.stress import run_stress
-    from indexer.risk_cli import scenario_named, stress_tables
+    from indexer.risk_cli import stress_tables
     from indexer.store.risk_state import latest_positions
 
     settings = _settings(config, database_url)
@@ -287,7 +287,8 @@ def levels(
 
     from indexer.charts import levels_chart
     from indexer.risk.levels import liquidation_levels
-    from indexer.risk_cli import asset_named, check_range, levels_table
+    from indexer.assess import asset_named
+    from indexer.risk_cli import check_range, levels_table
     from indexer.store.risk_state import latest_positions
 
     check_range("--max-drop", max_drop, low=0, high=1, low_open=True)
@@ -354,9 +355,9 @@ def cascade(
     database_url: DbOpt = None,
 ) -> None:
     """Liquidation cascade: liquidations sell collateral, sales move prices, lower prices liquidate more."""
-    from indexer.assess import haircut_book
+    from indexer.assess import haircut_book, scenario_named
     from indexer.risk.cascade import impact_from_haircuts, run_cascade
-    from indexer.risk_cli import cascade_tables, check_range, scenario_named
+    from indexer.risk_cli import cascade_tables, check_range
     from indexer.store.risk_state import latest_positions
 
     check_range("--max-rounds", max_rounds, low=1)

@@ -6,47 +6,19 @@ from the pure ``risk`` functions, fed here with the stored positions and ``[risk
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
 
-from indexer.config import RiskConfig
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
 from indexer.errors import ConfigError
 from indexer.risk.cascade import CascadeResult
-from indexer.risk.levels import LevelsResult, held_symbols
-from indexer.risk.reprice.base import symbol_key
-from indexer.risk.scenarios import Scenario, ScenarioError, book_symbol, load_scenarios
+from indexer.risk.levels import LevelsResult
 from indexer.risk.stress import StressResult, StressTotals
 from indexer.risk.var import VarResult
 
 # Rows of the newly liquidatable positions `indexer stress` lists (all of them are in --json).
 STRESS_TOP_POSITIONS = 15
-
-
-def scenario_named(risk: RiskConfig, name: str, scenarios_file: str | None) -> Scenario:
-    """The scenario ``name`` of ``scenarios_file`` (else ``[risk] scenarios_file``, else the packaged file)."""
-    source = scenarios_file or risk.scenarios_file
-    try:
-        scenarios = load_scenarios(source)
-    except ScenarioError as exc:
-        raise ConfigError(f"{'--scenarios' if scenarios_file else 'risk.scenarios_file'}: {exc}", key=exc.key) from None
-    by_key = {k.lower(): s for k, s in scenarios.items()}
-    if name.lower() not in by_key:
-        raise ConfigError(f"--scenario: unknown scenario {name!r} (known: {', '.join(scenarios)})", key="scenario")
-    return by_key[name.lower()]
-
-
-def asset_named(stored: Sequence[Any], asset: str, aliases: dict[str, str]) -> str:
-    """The book symbol ``asset`` names (case-insensitive, through the aliases); ConfigError when no stored
-    position holds it as collateral or long."""
-    held = held_symbols(stored, aliases)
-    wanted = symbol_key(book_symbol(asset, aliases))
-    for s in sorted(held):
-        if symbol_key(s) == wanted:
-            return s
-    raise ConfigError(f"--asset: no stored position holds {asset!r} as collateral or long (held: {', '.join(sorted(held)) or 'none'})", key="asset")
 
 
 def check_range(option: str, value: float, *, low: float, high: float | None = None, low_open: bool = False) -> None:

@@ -155,7 +155,7 @@ class ApiState:
     def levels(self, asset: str, *, max_drop: float, bins: int) -> dict[str, Any]:
         """``risk.levels.liquidation_levels`` of the book symbol ``asset`` names; 404 when no position holds it."""
         from indexer.risk.levels import liquidation_levels
-        from indexer.risk_cli import asset_named
+        from indexer.assess import asset_named
 
         stored = self.stored()
         try:
@@ -184,7 +184,7 @@ class ApiState:
     def stress(self, name: str, *, limit: int, offset: int) -> dict[str, Any]:
         """``risk.stress.run_stress`` of scenario ``name`` (case-insensitive) over the latest positions."""
         from indexer.risk.stress import run_stress
-        from indexer.risk_cli import scenario_named
+        from indexer.assess import scenario_named
 
         try:
             scenario = scenario_named(self.settings.risk, name, None)

@@ -312,7 +312,9 @@ class PositionRow:
         }
 
 
-def _row(pos: PositionSnapshot, run: SnapshotRun) -> PositionRow:
+def position_row(pos: Any, run: SnapshotRun) -> PositionRow:
+    """The ``PositionRow`` of a stored position (a ``PositionSnapshot``, or a plain result row with its
+    columns) and its run."""
     return PositionRow(
         run_id=run.id or 0,
         address=pos.account,
@@ -356,7 +358,7 @@ def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limi
         )
         if below_wad <= UINT256_MAX:  # above it even "no debt" (stored as +inf) qualifies
             query = query.where(PositionSnapshot.health_factor_float <= margin)
-        rows = [_row(p, r) for p, r in session.exec(query).all() if p.health_factor < below_wad]
+        rows = [position_row(p, r) for p, r in session.exec(query).all() if p.health_factor < below_wad]
     rows.sort(key=lambda r: (r.health_factor, r.address, r.market))
     return rows[:limit] if limit else rows
 
@@ -370,7 +372,7 @@ def account_positions(engine: Engine, account: str) -> tuple[list[PositionRow], 
             .where(PositionSnapshot.account == account, SnapshotRun.status == "canonical")
             .order_by(SnapshotRun.id)  # type: ignore[arg-type]
         )
-        history = [_row(p, r) for p, r in session.exec(query).all()]
+        history = [position_row(p, r) for p, r in session.exec(query).all()]
         latest_ids = set(latest_run_ids(session))
     current = [row for row in history if row.run_id in latest_ids]
     return current, history

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from indexer.constants import UINT256_MAX, WAD
-from indexer.store.db import PositionRow, _row, latest_run_ids
+from indexer.store.db import PositionRow, latest_run_ids, position_row
 from indexer.store.models import KnownAccount, PositionSnapshot, SnapshotRun
 
 # Relative slack of the float pre-filter around an integer health-factor bound (doubles carry ~1e-16).
@@ -78,7 +78,7 @@ def positions_page(engine: Engine, f: PositionFilter, *, limit: int, offset: int
                 .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
                 .where(col(PositionSnapshot.id).in_(page_ids))
             ).all()
-            by_id = {p.id: _row(p, r) for p, r in full}
+            by_id = {p.id: position_row(p, r) for p, r in full}
             rows = [by_id[i] for i in page_ids]
     return len(keys), rows
 
@@ -93,7 +93,7 @@ def history_page(engine: Engine, account: str, *, limit: int, offset: int) -> tu
         )
         total = session.exec(select(func.count()).select_from(base.subquery())).one()
         page = session.exec(base.order_by(col(SnapshotRun.id).desc(), col(PositionSnapshot.market)).offset(offset).limit(limit)).all()
-        return int(total), [_row(p, r) for p, r in page]
+        return int(total), [position_row(p, r) for p, r in page]
 
 
 @dataclass(frozen=True, slots=True)

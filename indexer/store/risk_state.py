@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from indexer.domain import BlockRef
 from indexer.errors import StoreError
 from indexer.risk.reprice.base import PositionModel, load_model
-from indexer.store.db import PositionRow, latest_run_ids
+from indexer.store.db import PositionRow, latest_run_ids, position_row
 from indexer.store.models import PositionSnapshot, SnapshotRun
 
 
@@ -78,24 +78,7 @@ def latest_positions(engine: Engine, *, protocol: str | None = None, account: st
     out = []
     for r in rows:
         run = runs[r.run_id]
-        row = PositionRow(
-            run_id=r.run_id,
-            address=r.account,
-            market=r.market,
-            protocol=r.protocol,
-            kind=run.kind,
-            chain=run.chain,
-            health_factor=r.health_factor,
-            liquidatable=r.liquidatable,
-            collateral_usd=r.collateral_usd,
-            debt_usd=r.debt_usd,
-            nlv_usd=r.nlv_usd,
-            price_drop_to_liquidation=r.price_drop_to_liquidation,
-            block_number=r.block_number,
-            block_timestamp=run.block_timestamp,
-            legs=json.loads(r.legs),
-            details=json.loads(r.details),
-        )
+        row = position_row(r, run)
         if r.state is None:
             out.append(StoredPosition(row, None))
             continue

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from indexer.errors import StoreError
-from indexer.store.db import PositionRow, _row, latest_run_ids
+from indexer.store.db import PositionRow, position_row, latest_run_ids
 from indexer.store.models import Alert, AlertState, PositionSnapshot, SnapshotRun, WatchlistEntry
 
 
@@ -133,7 +133,7 @@ def current_positions(engine: Engine, accounts: list[str]) -> dict[str, list[Pos
                 .where(PositionSnapshot.run_id.in_(run_ids), PositionSnapshot.account.in_(accounts))  # type: ignore[union-attr, attr-defined]
             )
             for pos, run in session.exec(query):
-                out[pos.account].append(_row(pos, run))
+                out[pos.account].append(position_row(pos, run))
     except SQLAlchemyError as exc:
         raise _failed("reading the watched positions", exc) from None
     return out
