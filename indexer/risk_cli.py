@@ -14,6 +14,7 @@ from indexer.constants import UINT256_MAX, USD_SCALE, WAD
 from indexer.errors import ConfigError
 from indexer.risk.cascade import CascadeResult
 from indexer.risk.levels import LevelsResult
+from indexer.risk.reprice.base import symbol_key
 from indexer.risk.stress import StressResult, StressTotals
 from indexer.risk.var import VarResult
 

@@ -38,7 +38,6 @@ from indexer.risk.targets import (
     TokenAmount,
     adverse_shocks,
     best_liquidation,
-    repriced,
     trigger_move,
 )
 from indexer.store.db import latest_run_ids
@@ -370,10 +369,7 @@ def find_targets(
         if move is None or move == 0:
             continue
         shocks = adverse_shocks(s.model, move, stable)
-        objects = repriced(s.model, shocks)
-        if objects is None:
-            continue
-        result = best_liquidation(objects, ctx, contract=contract)
+        result = best_liquidation(s.model.at(shocks), ctx, contract=contract)
         if isinstance(result, Liquidation):
             out.append(_target(s, NEAR, result, settings, prices, liquidator=liquidator, move=move, shocks=shocks))
     if min_profit_usd is not None:

@@ -163,6 +163,9 @@ def assert_stress_equals(stored: list[StoredPosition], expected: dict[Any, Evalu
     assert SCENARIO.shocks_for({}) == {k: v for k, v in SHOCKS.items()}
     result = run_stress(stored, SCENARIO, HaircutBook.build(), {})
     got = {key(p): (p.liquidatable_after, p.health_factor_after) for p in result.positions}
+    # A model repriced as a whole (what liquidation targets read after a move) gives the same evaluation.
+    for sp in stored:
+        assert sp.model is not None and sp.model.at(SHOCKS).evaluate() == sp.model.evaluate(SHOCKS), sp.row.address
     assert got == {k: (ev.liquidatable, ev.health_factor) for k, ev in expected.items()}
     assert result.total.newly_liquidatable == sum(1 for p in result.positions if p.liquidatable_after and not p.liquidatable_before) > 0
 

@@ -250,6 +250,7 @@ def test_synthetix_shocked_verdicts_equal_the_market_views_at_the_same_timestamp
         assert isinstance(model, SynthetixPerpsV2Model)
         market = fx.market(model.market.base_asset).spec.market_key
         ev = model.evaluate(shocks)
+        assert model.at(shocks).evaluate() == ev
         can = fx.can_liquidate(p.account, market, block)
         on_chain[(p.account, p.market)] = can
         margin, invalid = fx.remaining_margin(p.account, market, block)

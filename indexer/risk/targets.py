@@ -30,7 +30,7 @@ Everything is pure: the store and the CLI feed it the models' protocol objects (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -42,7 +42,7 @@ from indexer.risk.aave_v3 import REVISION_V3_6, AaveMarket, AaveReserve, AaveUse
 from indexer.risk.comet import CometMarket, CometUser
 from indexer.risk.fixed_point import ceil_div, percent_mul
 from indexer.risk.morpho import MorphoMarket, MorphoPosition
-from indexer.risk.reprice.base import FALLING, PositionModel, Shocks, shock_of, shocked, symbol_key
+from indexer.risk.reprice.base import FALLING, PositionModel, first_true, symbol_key
 from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition
 
 LIQUIDATOR = "<liquidator>"  # placeholder for the liquidator's own address in call arguments
@@ -407,7 +407,7 @@ def morpho_tokens(model: Any, ctx: PositionContext) -> MorphoTokens:
 
 
 def best_liquidation(model: Any, ctx: PositionContext, *, contract: str) -> LiquidationResult:
-    """The best public liquidation of ``model``'s position (a ``PositionModel``, or ``repriced(...)`` of one).
+    """The best public liquidation of ``model``'s position (a ``PositionModel``, or ``model.at(shocks)`` of one).
 
     ``contract`` is the protocol contract the call goes to (Aave pool, Comet, Morpho Blue); perps markets
     carry their own address.
@@ -458,50 +458,4 @@ def trigger_move(model: PositionModel, max_move: Fraction, stable: frozenset[str
     lo, hi = 0, int(max_move * MOVE_RESOLUTION)  # safe at lo, liquidatable at hi (or hi is max_move itself)
     if not liquidatable(Fraction(hi, MOVE_RESOLUTION)):
         return max_move  # max_move lies between two steps of the resolution
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if liquidatable(Fraction(mid, MOVE_RESOLUTION)):
-            hi = mid
-        else:
-            lo = mid
-    return Fraction(hi, MOVE_RESOLUTION)
-
-
-@dataclass(frozen=True, slots=True)
-class Repriced:
-    """A model's protocol objects at shocked prices, for ``best_liquidation`` (the verdict stays the model's)."""
-
-    kind: str  # the model's kind
-    market: Any  # the protocol's market object, repriced
-    user: Any = None  # Aave / Comet account state (unchanged)
-    position: Any = None  # Morpho / Synthetix position (unchanged)
-    priced: Any = None  # Morpho: the market with its tokens and the loan's USD answer, repriced
-
-
-def repriced(model: Any, shocks: Shocks) -> Repriced | None:
-    """``model``'s protocol objects with ``shocks`` applied to their prices by symbol, as the kinds' models
-    apply them in ``evaluate`` (``floor(answer x m)``; Morpho: the oracle ratio times m_collateral / m_loan,
-    floored once, and the loan's USD answer times m_loan). None for a kind without a public liquidation."""
-    kind = model.kind
-    if kind == "aave_v3":
-        reserves = tuple(None if r is None else replace(r, price=shocked(r.price, shock_of(shocks, r.symbol))) for r in model.market.reserves)
-        return Repriced(kind, replace(model.market, reserves=reserves), user=model.user)
-    if kind == "compound_v3":
-        m = model.market
-        assets = tuple(replace(a, price=shocked(a.price, shock_of(shocks, a.symbol))) for a in m.assets)
-        return Repriced(kind, replace(m, assets=assets, base_price=shocked(m.base_price, shock_of(shocks, m.base_symbol))), user=model.user)
-    if kind == "morpho_blue":
-        priced = getattr(model, "priced", None)
-        m_coll = shock_of(shocks, priced.collateral_symbol) if priced else Fraction(1)
-        m_loan = shock_of(shocks, priced.loan_symbol) if priced else Fraction(1)
-        if m_loan == 0:
-            return None
-        market = replace(model.market, price=shocked(model.market.price, m_coll / m_loan))
-        if priced is not None:
-            usd = None if priced.loan_usd_answer is None else shocked(priced.loan_usd_answer, m_loan)
-            priced = replace(priced, market=market, loan_usd_answer=usd)
-        return Repriced(kind, market, position=model.position, priced=priced)
-    if kind == "synthetix_perps_v2":
-        m = model.market
-        return Repriced(kind, replace(m, price=shocked(m.price, shock_of(shocks, m.base_asset))), position=model.position)
-    return None
+    return Fraction(first_true(lambda step: liquidatable(Fraction(step, MOVE_RESOLUTION)), lo, hi), MOVE_RESOLUTION)

@@ -14,7 +14,7 @@ from typing import Any
 from indexer.constants import USD_SCALE
 from indexer.domain import BlockRef, PositionLeg
 from indexer.risk.aave_v3 import AaveAccountData, AaveMarket, AaveUser, AaveVerdict, account_data, liquidation_verdict
-from indexer.risk.reprice.base import Evaluation, OraclePrice, PositionModel, register, symbol_key
+from indexer.risk.reprice.base import Evaluation, OraclePrice, PositionModel, Shocks, register, symbol_key
 from indexer.risk.reprice.shared import decode_shared, direction_of
 from indexer.risk.state import decode
 
@@ -125,6 +125,10 @@ class AaveV3Model(PositionModel):
 
     def evaluate_at(self, answers: Mapping[str, int]) -> Evaluation:
         return evaluate_aave(self.market_at(answers), self.user).evaluation
+
+    def at(self, shocks: Shocks) -> AaveV3Model:
+        market = self.market_at(self.shocked_answers(shocks))
+        return AaveV3Model(market, self.user, protocol=self.protocol, block=self.block, market_id=self.market_id, account=self.account)
 
 
 @register("aave_v3")

@@ -92,14 +92,24 @@ class PositionModel(ABC):
     def evaluate_at(self, answers: Mapping[str, int]) -> Evaluation:
         """The exact verdict with the raw oracle answers of ``answers`` (by symbol; others as stored)."""
 
-    def evaluate(self, shocks: Shocks | None = None) -> Evaluation:
-        """The exact verdict with every price in ``shocks`` multiplied (``shocked``); ``None``: as stored."""
+    def shocked_answers(self, shocks: Shocks | None) -> dict[str, int]:
+        """The raw answers ``shocks`` moves (by symbol key), each ``shocked`` from the stored one."""
         answers = {}
         for key, op in self.oracle_prices().items():
             m = shock_of(shocks or {}, op.symbol)
             if m != 1:
                 answers[key] = shocked(op.answer, m)
-        return self.evaluate_at(answers)
+        return answers
+
+    def evaluate(self, shocks: Shocks | None = None) -> Evaluation:
+        """The exact verdict with every price in ``shocks`` multiplied (``shocked``); ``None``: as stored."""
+        return self.evaluate_at(self.shocked_answers(shocks))
+
+    def at(self, shocks: Shocks) -> PositionModel:
+        """This position with the shocked prices as its own: its protocol objects repriced exactly as
+        ``evaluate(shocks)`` reprices them (``model.at(s).evaluate() == model.evaluate(s)``), for code that reads
+        the protocol objects themselves (liquidation targets after a move)."""
+        raise NotImplementedError(f"{self.kind} models are not repriced as a whole")
 
     def liquidation_answer(self, symbol: str) -> int | None:
         """The raw oracle answer of ``symbol`` (others as stored) at which the position first becomes

@@ -13,7 +13,7 @@ from typing import Any
 
 from indexer.domain import BlockRef, PositionLeg
 from indexer.risk.comet import PRICE_SCALE, CometMarket, CometUser, CometVerdict, verdict
-from indexer.risk.reprice.base import FALLING, RISING, Evaluation, OraclePrice, PositionModel, register, symbol_key
+from indexer.risk.reprice.base import FALLING, RISING, Evaluation, OraclePrice, PositionModel, Shocks, register, symbol_key
 from indexer.risk.reprice.shared import decode_shared
 from indexer.risk.state import decode
 
@@ -95,6 +95,10 @@ class CompoundV3Model(PositionModel):
 
     def evaluate_at(self, answers: Mapping[str, int]) -> Evaluation:
         return evaluate_comet(self.market_at(answers), self.user).evaluation
+
+    def at(self, shocks: Shocks) -> CompoundV3Model:
+        market = self.market_at(self.shocked_answers(shocks))
+        return CompoundV3Model(market, self.user, protocol=self.protocol, block=self.block, market_id=self.market_id, account=self.account)
 
 
 @register("compound_v3")

@@ -14,7 +14,7 @@ position becomes liquidatable, with the market's oracle moved to match.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
@@ -157,8 +157,9 @@ class MorphoBlueModel(PositionModel):
             usd = given[self.loan_key]
         return evaluate_morpho(self.priced, self.position, now=self._now, price=ratio, loan_usd_answer=usd)
 
-    def evaluate(self, shocks: Shocks | None = None) -> Evaluation:
-        """The oracle ratio times ``m_collateral / m_loan`` (floored once), the loan's USD answer times ``m_loan``."""
+    def _shocked(self, shocks: Shocks | None) -> tuple[int, int | None]:
+        """(oracle ratio, loan USD answer) under ``shocks``: the ratio times ``m_collateral / m_loan`` (floored
+        once), the loan's USD answer times ``m_loan``."""
         m_coll = shock_of(shocks or {}, self.priced.collateral_symbol)
         m_loan = shock_of(shocks or {}, self.priced.loan_symbol)
         if m_loan == 0:
@@ -166,9 +167,16 @@ class MorphoBlueModel(PositionModel):
         else:
             ratio = shocked(self.market.price, m_coll / m_loan)
         usd = self.priced.loan_usd_answer
-        if usd is not None:
-            usd = shocked(usd, m_loan)
+        return ratio, None if usd is None else shocked(usd, m_loan)
+
+    def evaluate(self, shocks: Shocks | None = None) -> Evaluation:
+        ratio, usd = self._shocked(shocks)
         return evaluate_morpho(self.priced, self.position, now=self._now, price=ratio, loan_usd_answer=usd)
+
+    def at(self, shocks: Shocks) -> MorphoBlueModel:
+        ratio, usd = self._shocked(shocks)
+        priced = replace(self.priced, market=replace(self.market, price=ratio), loan_usd_answer=usd)
+        return MorphoBlueModel(priced, self.position, protocol=self.protocol, block=self.block, account=self.account)
 
 
 @register("morpho_blue")

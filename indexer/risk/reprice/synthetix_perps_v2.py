@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from indexer.domain import BlockRef, PositionLeg
-from indexer.risk.reprice.base import FALLING, RISING, Evaluation, OraclePrice, PositionModel, register, symbol_key
+from indexer.risk.reprice.base import FALLING, RISING, Evaluation, OraclePrice, PositionModel, Shocks, register, symbol_key
 from indexer.risk.reprice.shared import decode_shared
 from indexer.risk.state import decode
 from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition, PerpsVerdict, verdict
@@ -73,6 +73,11 @@ class SynthetixPerpsV2Model(PositionModel):
         if price != m.price:
             m = replace(m, price=price)
         return evaluation(m, self.position)[1]
+
+    def at(self, shocks: Shocks) -> SynthetixPerpsV2Model:
+        m = self.market
+        price = self.shocked_answers(shocks).get(symbol_key(m.base_asset), m.price)
+        return SynthetixPerpsV2Model(market=replace(m, price=price), position=self.position, protocol=self.protocol, account=self.account, block=self.block)
 
 
 @register("synthetix_perps_v2")
