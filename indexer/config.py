@@ -40,12 +40,59 @@ def parse_address(value: str, *, what: str = "address") -> str:
 Address = Annotated[str, AfterValidator(_address)]
 
 
+def _decimal_text(value: str) -> str:
+    """A positive decimal number given as text (exact: thresholds become WAD integers)."""
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number (e.g. \"1.25\")") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{value!r} must be a positive number (e.g. \"1.25\")")
+    return str(value).strip()
+
+
+def _wad(text: str) -> int:
+    return int(Decimal(text) * 10**18)
+
+
+class PriceCheckConfig(BaseModel):
+    """Sanity checks of one asset's oracle answers (``pricing.quality``): labels only, never the verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeat_seconds: int | None = Field(
+        default=None, gt=0, description="the feed's heartbeat: an answer older than this at the snapshot's block is 'stale'; unset: the chain's default_heartbeat_seconds"
+    )
+    min_price: Annotated[str, AfterValidator(_decimal_text)] | None = Field(
+        default=None, description="lowest plausible price, in the reading's own unit (USD for USD feeds), as text (e.g. \"100\"); below: 'out_of_bounds'"
+    )
+    max_price: Annotated[str, AfterValidator(_decimal_text)] | None = Field(
+        default=None, description="highest plausible price, same unit; above: 'out_of_bounds'"
+    )
+
+
 class ChainConfig(BaseModel):
     """One EVM chain and how to reach it."""
 
     model_config = ConfigDict(extra="forbid")
 
     rpc_url: str = Field(description="JSON-RPC endpoint (http or https); may carry an API key, never logged")
+    fallback_rpc_urls: list[str] = Field(
+        default_factory=list, description="more endpoints of the same chain, tried in order when the current one fails; each is checked to serve chain_id"
+    )
+    reorg_depth: int = Field(
+        default=64, ge=0, description="stored snapshots of the last this many blocks are re-checked after each run; one whose block left the chain is marked orphaned"
+    )
+    default_heartbeat_seconds: int | None = Field(
+        default=86_400, gt=0, description="heartbeat of feeds without their own price_checks entry (answers older are labelled 'stale'); unset: no staleness label"
+    )
+    price_checks: dict[str, PriceCheckConfig] = Field(
+        default_factory=dict, description="oracle sanity checks per asset, keyed by token symbol or address: heartbeat and plausible bounds"
+    )
+    sequencer_uptime_feed: Address | None = Field(
+        default=None, description="Chainlink L2 sequencer uptime feed (answer 1 = down); prices read while it is down or in its grace period are labelled"
+    )
+    sequencer_grace_period_seconds: int = Field(default=3600, ge=0, description="seconds after the sequencer comes back up during which prices are labelled 'sequencer_grace'")
     chain_id: int | None = Field(default=None, description="expected EIP-155 chain id; checked against the node at start")
     confirmations: int = Field(default=2, ge=0, description="blocks behind the head a snapshot pins, against reorgs")
     multicall_address: Address = Field(default=MULTICALL3_ADDRESS, description="Multicall3 contract")
@@ -188,21 +235,6 @@ class ApiConfig(BaseModel):
     def _empty_token_is_none(cls, value: Any) -> Any:
         # INDEXER_API__TOKEN= (empty, as docker compose passes an unset variable) means no token.
         return None if isinstance(value, str) and not value.strip() else value
-
-
-def _decimal_text(value: str) -> str:
-    """A positive decimal number given as text (exact: thresholds become WAD integers)."""
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number (e.g. \"1.25\")") from None
-    if not number.is_finite() or number <= 0:
-        raise ValueError(f"{value!r} must be a positive number (e.g. \"1.25\")")
-    return str(value).strip()
-
-
-def _wad(text: str) -> int:
-    return int(Decimal(text) * 10**18)
 
 
 DEFAULT_STABLE_ASSETS = [

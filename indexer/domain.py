@@ -32,6 +32,9 @@ class PriceReading:
     feed_answer: int | None  # the feed's own latestRoundData answer, None if it has none
     feed_updated_at: int | None  # the feed's updatedAt, None if it has none
     market: str = ""  # market whose oracle gave the price, "" when the price is instance-wide (see AccountKey)
+    # Oracle quality label (``pricing.quality``): "ok", or what is wrong with the answer: "stale", "non_positive",
+    # "out_of_bounds", "sequencer_down", "sequencer_grace" (several joined by ","). The protocol still uses it.
+    quality: str = "ok"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -80,6 +83,9 @@ class Position:
     # The position's raw inputs to the protocol's rule (JSON-able, ``risk.state.encode``), so that the stored
     # position can be recomputed under other prices (``risk.reprice``); {} where an adapter keeps none.
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The quality labels of the prices the verdict used (``PriceReading.quality``): "ok" when every one is
+    # clean, else the labels found, joined by "," (e.g. "stale": liquidatable on a stale price).
+    price_quality: str = "ok"
 
     @property
     def key(self) -> AccountKey:

@@ -29,8 +29,8 @@ from indexer.store.db import account_positions, at_risk, known_accounts, list_ru
 from tests.conftest import FreshDatabase, fresh_database, indexer
 from tests.test_store import MAX, TABLES, WAD, block, position, snapshot
 
-HEAD = "0005_watchlist_alerts"
-REVISIONS = ("0001_initial", "0002_markets", "0003_scale_out", "0004_risk_state", HEAD)
+HEAD = "0006_reliability"
+REVISIONS = ("0001_initial", "0002_markets", "0003_scale_out", "0004_risk_state", "0005_watchlist_alerts", HEAD)
 SECRET = "s3cr3t-db-password"
 OLD_BLOCK = block(100)
 NEG_NLV = -(2**255) + 3
@@ -221,6 +221,11 @@ _ADDED_BY = {
         ("add_table", "alerts"),
         ("add_index", "ix_alerts_address"),
         ("add_table", "alert_states"),
+    },
+    "0006_reliability": {
+        ("add_column", "price_snapshots.quality"),
+        ("add_column", "position_snapshots.price_quality"),
+        ("add_column", "snapshot_runs.orphaned_at"),
     },
 }
 

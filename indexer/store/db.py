@@ -114,9 +114,9 @@ def _insert_ignore(engine: Engine, model: type[SQLModel]) -> Any:
 # Columns written per position and price row, in COPY order.
 _POSITION_COLUMNS = (
     "run_id", "protocol", "chain_id", "account", "market", "block_number", "health_factor", "health_factor_float", "liquidatable",
-    "collateral_usd", "debt_usd", "nlv_usd", "liquidation_threshold_bps", "price_drop_to_liquidation", "legs", "details", "state",
+    "collateral_usd", "debt_usd", "nlv_usd", "liquidation_threshold_bps", "price_drop_to_liquidation", "legs", "details", "state", "price_quality",
 )  # fmt: skip
-_PRICE_COLUMNS = ("run_id", "asset", "market", "symbol", "price", "price_decimals", "source", "feed_answer", "feed_updated_at")
+_PRICE_COLUMNS = ("run_id", "asset", "market", "symbol", "price", "price_decimals", "source", "feed_answer", "feed_updated_at", "quality")
 
 
 def _position_row(run_id: int, p: Any) -> dict[str, Any]:
@@ -138,6 +138,7 @@ def _position_row(run_id: int, p: Any) -> dict[str, Any]:
         "legs": _legs_json(p.legs),
         "details": json.dumps(p.details, sort_keys=True),
         "state": state_json(p.state),
+        "price_quality": p.price_quality,
     }
 
 
@@ -160,6 +161,7 @@ def _price_row(run_id: int, pr: Any) -> dict[str, Any]:
         "source": pr.source,
         "feed_answer": None if pr.feed_answer is None else _checked_int(pr.feed_answer),
         "feed_updated_at": pr.feed_updated_at,
+        "quality": pr.quality,
     }
 
 

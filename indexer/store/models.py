@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from indexer.store.codec import BigInt
@@ -30,7 +30,8 @@ class SnapshotRun(SQLModel, table=True):
     block_number: int
     block_hash: str
     block_timestamp: int
-    status: str = "canonical"  # canonical | orphaned
+    status: str = "canonical"  # canonical | orphaned (its block left the canonical chain: a reorg)
+    orphaned_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))  # when a re-check found it orphaned
     accounts_read: int = 0
     positions: int = 0
     liquidatable: int = 0
@@ -71,6 +72,7 @@ class PositionSnapshot(SQLModel, table=True):
     legs: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of legs, amounts as text
     details: str = Field(sa_column=Column(Text, nullable=False))  # JSON object, protocol-specific
     state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON: the position's raw rule inputs (domain.Position.state)
+    price_quality: str = Field(default="ok", sa_column=Column(String, nullable=False, server_default="ok"))  # domain.Position.price_quality
 
 
 class PriceSnapshot(SQLModel, table=True):
@@ -89,6 +91,7 @@ class PriceSnapshot(SQLModel, table=True):
     source: str
     feed_answer: int | None = Field(default=None, sa_column=Column(BigInt(), nullable=True))
     feed_updated_at: int | None = None
+    quality: str = Field(default="ok", sa_column=Column(String, nullable=False, server_default="ok"))  # domain.PriceReading.quality
 
 
 class Checkpoint(SQLModel, table=True):

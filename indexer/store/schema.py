@@ -4,11 +4,11 @@
 anything else is refused with the ``indexer db upgrade`` command to run, and left untouched.
 Databases made by the releases before migrations have no ``alembic_version`` table: their revision is
 read from their columns (``position_snapshots.market`` came with 0002, ``snapshot_runs.shard`` with
-0003, ``snapshot_runs.market_state`` with 0004, the ``alert_states`` table with 0005), and ``indexer db upgrade`` records it before upgrading,
+0003, ``snapshot_runs.market_state`` with 0004, the ``alert_states`` table with 0005, ``snapshot_runs.orphaned_at`` with 0006), and ``indexer db upgrade`` records it before upgrading,
 in the same transaction.
 
     >>> head_revision()
-    '0005_watchlist_alerts'
+    '0006_reliability'
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ VERSION_TABLE = "alembic_version"
 INDEXER_TABLES = ("snapshot_runs", "position_snapshots", "price_snapshots", "checkpoints", "known_accounts")
 # Revision of an unversioned database, by the newest table and column it has (newest first).
 _UNVERSIONED_MARKERS = (
+    ("snapshot_runs", "orphaned_at", "0006_reliability"),
     ("alert_states", "tier", "0005_watchlist_alerts"),
     ("snapshot_runs", "market_state", "0004_risk_state"),
     ("snapshot_runs", "shard", "0003_scale_out"),
