@@ -34,8 +34,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Engine
 
+from indexer import logsafe
 from indexer.config import AlertsConfig, Settings
 from indexer.constants import UINT256_MAX, WAD
+from indexer.errors import StoreError
 from indexer.risk.portfolio import tier_of
 from indexer.store.db import PositionRow
 from indexer.store.models import Alert, AlertState
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 TIERS = ("healthy", "warning", "critical", "liquidation")
 RANK = {t: i for i, t in enumerate(TIERS)}
 USER_AGENT = "defi-collateral-health-indexer/alerts"
+# Evaluations in a row that may find the states changed by a concurrent one (each retry reads them again).
+EVALUATION_ATTEMPTS = 5
 
 
 def wad(text: str) -> int:
@@ -116,6 +120,7 @@ def payload(alert: Alert, watched: Watched, position: PositionRow) -> dict[str, 
         "health_factor_float": None if hf == UINT256_MAX else hf / WAD,
         "threshold": str(Decimal(watched.below) / WAD),
         "liquidatable": position.liquidatable,
+        "price_quality": position.price_quality,  # "ok", or e.g. "stale": the tier was crossed on a suspect price
         "protocol": alert.protocol,
         "chain": position.chain,
         "market": alert.market,
@@ -133,9 +138,13 @@ def evaluate_alerts(
     *,
     now: datetime | None = None,
     post: Callable[[str, dict[str, Any], AlertsConfig], tuple[bool, int, str | None]] | None = None,
+    _attempt: int = 1,
 ) -> list[Alert]:
     """Tier every watched address from the latest runs (``run_ids``: the runs just stored, for the log), store
-    and deliver the alerts of those that crossed into a worse tier; returns them (with their delivery)."""
+    and deliver the alerts of those that crossed into a worse tier; returns them (with their delivery).
+
+    Evaluations at the same time (jobs' threads, processes) each store a crossing at most once between them: the
+    states are written compare-and-set, and the one that finds them changed evaluates again."""
     cfg = settings.alerts
     watched = watchlist(engine, cfg)
     if not watched:
@@ -172,7 +181,15 @@ def evaluate_alerts(
             tier = TIERS[min(RANK[held], RANK[status.held_floor])]
             if state is None or tier != held:
                 new_states.append(AlertState(address=w.address, tier=tier, last_alert_at=last, updated_at=now))
-    alerts = save_evaluation(engine, new_states, [a for a, _, _ in pending])
+    read = {w.address: states[w.address].tier if w.address in states else None for w in watched}
+    alerts = save_evaluation(engine, new_states, [a for a, _, _ in pending], read)
+    if alerts is None:
+        # Compare-and-set failed: an evaluation running at the same time (another job's thread or process) changed
+        # a state after this one read it. Reading again makes a crossing alert once.
+        if _attempt >= EVALUATION_ATTEMPTS:
+            raise StoreError(f"alert states kept changing under {EVALUATION_ATTEMPTS} evaluations in a row; the next run evaluates again")
+        log.info("alert states changed by a concurrent evaluation; evaluating again attempt=%d", _attempt)
+        return evaluate_alerts(engine, settings, run_ids, now=now, post=post, _attempt=_attempt + 1)
     runs = ",".join(str(r) for r in run_ids)
     for alert, w, pos in pending:
         log.warning(
@@ -182,6 +199,7 @@ def evaluate_alerts(
         if cfg.webhook_url is None:
             continue
         delivered, attempts, error = (post or post_webhook)(cfg.webhook_url, payload(alert, w, pos), cfg)
+        error = None if error is None else logsafe.redact(error)  # stored: never with a configured secret in it
         assert alert.id is not None
         record_delivery(engine, alert.id, delivered=delivered, attempts=attempts, last_error=error)
         alert.delivered, alert.attempts, alert.last_error = delivered, attempts, error

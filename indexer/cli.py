@@ -1,30 +1,35 @@
 """The ``indexer`` command: thin wrappers over the layers below.
 
-Exit codes: 0 success; 2 bad configuration or arguments (one line on stderr, nothing written);
-1 any other failure (RPC, database), also one line.
+Exit codes: 0 success; 2 bad configuration or arguments (one line on stderr naming the key and the fix,
+nothing written); 1 any other failure (RPC, database), also one line. Every line written to stderr, log
+records included, has the configured URLs' secrets (API keys, passwords) replaced (``indexer.logsafe``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from indexer.config import Settings, load_settings, parse_address
+from indexer import logsafe
+from indexer.config import MAX_KEEP_DAYS, Settings, load_settings, parse_address
 from indexer.constants import DEFAULT_AT_RISK_HF, WAD
-from indexer.display import positions_table
 from indexer.errors import ConfigError, IndexerError
-from indexer.store.db import account_positions, at_risk, make_engine, protocol_names
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DeFi collateral health indexer.")
 db_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The database: schema migrations and maintenance.")
@@ -33,14 +38,24 @@ app.add_typer(db_app, name="db")
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
+# click's exception classes, wherever this typer takes click from (the click package, or its own copy of it).
+click_errors = sys.modules[typer.BadParameter.__module__]
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="database URL (overrides INDEXER_DATABASE_URL and the config)")]
 
 
-def _setup_logging(level: str) -> None:
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """``indexer.store.db.make_engine``, imported when a command first needs the store: SQLAlchemy and alembic
+    are most of the start-up time, so that a usage or configuration error answers without them."""
+    from indexer.store import db
+
+    return db.make_engine(url, create=create)
+
+
+def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
@@ -48,11 +63,30 @@ def _setup_logging(level: str) -> None:
     # Alembic narrates every step at INFO; the store logs one line per migration instead.
     for noisy in ("urllib3", "web3", "requests", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Whatever still names a URL (a library's line, an exception's text) loses its secrets on the way out.
+    logsafe.install(_configured_urls(settings), [settings.database_url])
 
 
-def _error_line(exc: Exception) -> None:
-    """Exactly one line on stderr, never wrapped."""
-    text = " ".join(str(exc).split())
+def _configured_urls(settings: Settings) -> list[str]:
+    """Every configured URL that may carry a secret, but the database's (its password is handled apart)."""
+    urls = [u for chain in settings.chains.values() for u in (chain.rpc_url, *chain.fallback_rpc_urls)]
+    return urls + ([settings.alerts.webhook_url] if settings.alerts.webhook_url else [])
+
+
+def _raw_urls(config: Path | None, database_url: str | None) -> list[str]:
+    """URLs in a configuration that was refused before its keys were read: the config file's text, the
+    INDEXER_* variables and --database-url, so the error line about it can still hide their secrets."""
+    texts = [v for k, v in os.environ.items() if k.upper().startswith("INDEXER_")] + [database_url or ""]
+    try:
+        texts.append(config.read_text(errors="replace") if config is not None and config.is_file() else "")
+    except OSError:
+        pass
+    return logsafe.urls_in(texts)
+
+
+def _error_line(exc: Exception | str) -> None:
+    """Exactly one line on stderr, never wrapped, without a configured secret."""
+    text = " ".join(logsafe.redact(str(exc)).split())
     sys.stderr.write(f"error: {text}\n")
     sys.stderr.flush()
 
@@ -75,9 +109,23 @@ def _errors(fn: F) -> F:
 
 
 def _settings(config: Path | None, database_url: str | None) -> Settings:
-    settings = load_settings(config, database_url=database_url)
-    _setup_logging(settings.log_level)
+    try:
+        settings = load_settings(config, database_url=database_url)
+    except ConfigError:
+        raw = _raw_urls(config, database_url)
+        logsafe.install(raw, raw)
+        raise
+    _setup_logging(settings)
     return settings
+
+
+def _check_out_dir(out: Path) -> None:
+    """``--out`` must be a directory, or one that can be made: checked before anything is computed or written."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file, not a directory: pass a directory (it is created if missing)", key="out")
+    parent = next(p for p in (out, *out.parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: cannot write to {str(parent)!r} (not a writable directory): pass another directory", key="out")
 
 
 def _parse_hf(text: str) -> int:
@@ -96,18 +144,25 @@ def snapshot(
     config: ConfigOpt = None,
     database_url: DbOpt = None,
     protocol: Annotated[str | None, typer.Option(help="only this protocol instance")] = None,
-    block: Annotated[int | None, typer.Option(help="pin this block instead of head - confirmations")] = None,
+    block: Annotated[int | None, typer.Option(min=0, help="pin this block instead of head - confirmations")] = None,
 ) -> None:
     """Take one snapshot of every configured protocol now."""
     from indexer.pipeline import connect, run_snapshot
     from indexer.progress import BlockScanProgress
 
     settings = _settings(config, database_url)
+    if not settings.protocols:
+        raise ConfigError("no protocol to snapshot: add a [[protocols]] entry to the config (see indexer.example.toml)", key="protocols")
     protos = [p for p in settings.protocols if protocol is None or p.name == protocol]
     if not protos:
-        raise ConfigError(f"no protocol to snapshot{f' named {protocol!r}' if protocol else ''}: add a [[protocols]] entry to the config")
-    # Every node must answer before anything is written.
+        known = ", ".join(p.name for p in settings.protocols)
+        raise ConfigError(f"--protocol: no protocol {protocol!r} in the config (configured: {known})", key="protocol")
+    # Every node must answer, and a pinned block exist, before anything is written.
     clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in protos}}
+    if block is not None:
+        for name, client in clients.items():
+            if block > (head := client.block_number()):
+                raise ConfigError(f"--block: {block} is above the head of chain {name!r} ({head}): pass a block at or below it", key="block")
     engine = make_engine(settings.database_url)
     for proto in protos:
         pinned = block
@@ -121,6 +176,7 @@ def snapshot(
                 f"{label}: block {s.block.number}, {len(s.positions)} positions "
                 f"({sum(p.liquidatable for p in s.positions)} liquidatable), {s.accounts_read} accounts, "
                 f"{s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s{'' if result.created else ' (already stored)'}"
+                + (f"; reorg: {len(result.recomputed)} block(s) snapshotted again on the canonical chain, their earlier runs orphaned" if result.recomputed else "")
             )
 
 
@@ -154,6 +210,8 @@ def serve(
 
     from indexer.api import create_app
 
+    if host is not None and not host.strip():
+        raise ConfigError("--host: empty: pass an interface (127.0.0.1, or 0.0.0.0 for every interface)", key="host")
     settings = _settings(config, database_url)
     engine = make_engine(settings.database_url, create=False)
     bind_host = host or settings.api.host
@@ -161,7 +219,8 @@ def serve(
     auth = "bearer token required" if settings.api.token else "no token"
     sys.stderr.write(f"serving http://{bind_host}:{bind_port}/ (dashboard), /docs (API), /metrics; {auth}\n")
     level = settings.log_level.lower() if settings.log_level.lower() in ("critical", "error", "warning", "info", "debug") else "info"
-    uvicorn.run(create_app(settings, engine), host=bind_host, port=bind_port, log_level=level, access_log=False)
+    # uvicorn's loggers do not reach the root handler: its own handlers get the secrets filter too.
+    uvicorn.run(create_app(settings, engine), host=bind_host, port=bind_port, log_level=level, access_log=False, log_config=logsafe.uvicorn_log_config())
 
 
 @app.command("at-risk")
@@ -169,7 +228,7 @@ def serve(
 def at_risk_cmd(
     below: Annotated[str, typer.Option(help="health factor threshold")] = DEFAULT_AT_RISK_HF,
     protocol: Annotated[str | None, typer.Option(help="only this protocol instance")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of a table")] = False,
     config: ConfigOpt = None,
     database_url: DbOpt = None,
@@ -177,6 +236,9 @@ def at_risk_cmd(
     """Positions of the latest snapshots with health factor below --below, riskiest first."""
     threshold = _parse_hf(below)
     settings = _settings(config, database_url)
+    from indexer.display import positions_table  # the store's modules once the input is known to be good
+    from indexer.store.db import at_risk, protocol_names
+
     engine = make_engine(settings.database_url, create=False)
     if protocol is not None and protocol not in (known := protocol_names(engine)):
         raise ConfigError(f"--protocol: no snapshot of {protocol!r} in the database (stored: {', '.join(known) or 'none'})", key="protocol")
@@ -201,7 +263,8 @@ def account(
     """An account's portfolio across protocols and chains (NLV, liquidation NLV, lowest health factor, tier,
     asset shares, liquidation levels) and its latest position in every protocol (its history with --history)."""
     from indexer.assess import account_portfolio
-    from indexer.display import portfolio_table
+    from indexer.display import portfolio_table, positions_table
+    from indexer.store.db import account_positions
 
     checksummed = parse_address(address, what="ADDRESS")
     settings = _settings(config, database_url)
@@ -236,6 +299,7 @@ def report(
     """Write the solvency and stress report of the latest snapshots: Markdown and HTML with PNG charts."""
     from indexer.report import write_report
 
+    _check_out_dir(out)
     settings = _settings(config, database_url)
     files = write_report(make_engine(settings.database_url, create=False), settings, out, scenarios_file=scenarios)
     sys.stdout.write(f"wrote {files.markdown}, {files.html}, {files.data} and {len(files.charts)} charts ({', '.join(c.name for c in files.charts)})\n")
@@ -293,6 +357,7 @@ def levels(
 
     check_range("--max-drop", max_drop, low=0, high=1, low_open=True)
     check_range("--bins", bins, low=1, high=10_000)
+    _check_out_dir(out)
     settings = _settings(config, database_url)
     aliases = dict(settings.risk.asset_aliases)
     stored = latest_positions(make_engine(settings.database_url, create=False))
@@ -312,7 +377,7 @@ def levels(
 def var(
     horizon_days: Annotated[float | None, typer.Option("--horizon-days", help="horizon of the price paths, days (default: [risk.var])")] = None,
     paths: Annotated[int | None, typer.Option("--paths", help="Monte Carlo paths (default: [risk.var] paths)")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: [risk.var] seed)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="random seed, >= 0 (default: [risk.var] seed)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON object instead of tables")] = False,
     config: ConfigOpt = None,
     database_url: DbOpt = None,
@@ -414,6 +479,7 @@ def targets(
 ) -> None:
     """Liquidation targets of the latest snapshots, best net profit first: the exact calls, what they repay and seize."""
     from indexer.display import targets_table
+    from indexer.store.db import protocol_names
     from indexer.targets import KEEPER_ONLY, follow_targets, targets_from_store
 
     settings = _settings(config, database_url)
@@ -605,11 +671,13 @@ def db_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be deleted, delete nothing")] = False,
 ) -> None:
     """Delete old snapshots: all of the last N days stay, older ones are thinned, no account's latest row goes."""
+    from indexer.risk_cli import check_range
     from indexer.store.retention import prune
 
     settings = _settings(config, database_url)
     keep = settings.retention.keep_days if keep_days is None else keep_days
     every = settings.retention.thin_seconds if thin_seconds is None else thin_seconds
+    check_range("--keep-days", keep, low=0, high=MAX_KEEP_DAYS)
     r = prune(make_engine(settings.database_url, create=False), keep_days=keep, thin_seconds=every, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     sys.stdout.write(
@@ -620,7 +688,31 @@ def db_prune(
 
 
 def main() -> None:
-    app()
+    """The console entry point: every way out ends in one of the documented exit codes."""
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError:  # `indexer` or `indexer db` alone: typer has shown the help
+        code = 2
+    except click_errors.UsageError as exc:  # unknown command or option, a value the option's type refuses
+        _error_line(_usage_message(exc))
+        code = 2
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        code = 1
+    except Exception:  # a bug: its traceback, secrets removed
+        sys.stderr.write(logsafe.redact("".join(traceback.format_exc())))
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(exc: Any) -> str:
+    """click's message, option first, with where to read about the command."""
+    message = exc.format_message()  # e.g. "No such option: --belo Did you mean --below?"
+    if isinstance(exc, click_errors.BadParameter) and not isinstance(exc, click_errors.MissingParameter) and exc.param is not None:
+        name = exc.param.opts[0] if exc.param.param_type_name == "option" else exc.param.human_readable_name
+        message = f"{name}: {exc.message.replace('Input should be', 'must be')}"  # "--limit: must be greater than or equal to 1"
+    command = exc.ctx.command_path if exc.ctx else "indexer"
+    return f"{message} (see `{command} --help`)"
 
 
 if __name__ == "__main__":

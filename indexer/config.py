@@ -7,26 +7,38 @@ Nested keys use ``__`` in the environment: ``INDEXER_DATABASE_URL``,
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from eth_utils import is_hex_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from indexer.constants import DEFAULT_LOG_CHUNK_BLOCKS, DEFAULT_MULTICALL_BATCH_SIZE, MULTICALL3_ADDRESS
 from indexer.errors import ConfigError
 from indexer.risk.haircut import DEFAULT_STABLE, DEFAULT_VOLATILE, HaircutModel
 
 DEFAULT_DATABASE_URL = "sqlite:///indexer.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A century: more is "keep everything" and overflows the date arithmetic of `indexer db prune`.
+MAX_KEEP_DAYS = 36_500
 
 
 def _address(value: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value):
         raise ValueError(f"{value!r} is not a 20-byte 0x-prefixed hex address")
-    return to_checksum_address(value)
+    checksummed = to_checksum_address(value)
+    digits = value[2:] if value[:2].lower() == "0x" else value
+    # Mixed case is an EIP-55 checksum: one that does not match is a mistyped address, not another one.
+    if digits not in (digits.lower(), digits.upper(), checksummed[2:]):
+        raise ValueError(f"{value!r} has a wrong EIP-55 checksum (a mistyped character?): check it, or give it in lowercase")
+    return checksummed
 
 
 def parse_address(value: str, *, what: str = "address") -> str:
@@ -40,6 +52,23 @@ def parse_address(value: str, *, what: str = "address") -> str:
 Address = Annotated[str, AfterValidator(_address)]
 
 
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host. The message never repeats the URL: it may carry an API key."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise ValueError("is not a valid URL: give http(s)://host[:port][/path], e.g. https://node.example/v2/<key>") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https:// (e.g. https://node.example/v2/<key>)")
+    if not parts.hostname:
+        raise ValueError("has no host: give http(s)://host[:port][/path], e.g. https://node.example/v2/<key>")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 def _decimal_text(value: str) -> str:
     """A positive decimal number given as text (exact: thresholds become WAD integers)."""
     try:
@@ -51,6 +80,29 @@ def _decimal_text(value: str) -> str:
     return str(value).strip()
 
 
+def _symbol_or_address(key: str) -> str:
+    """A ``price_checks`` key: a token symbol, or an address (a mistyped address would silently match nothing)."""
+    if not key.strip():
+        raise ValueError("an empty key: use a token symbol (e.g. WETH) or address")
+    if key.lower().startswith("0x") and not is_hex_address(key):
+        raise ValueError(f"{key!r} is not a 20-byte 0x-prefixed hex address (or use the token's symbol)")
+    return key
+
+
+def _name(value: str) -> str:
+    """A protocol or chain name: typed on the command line and stored, so no blanks."""
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{value!r} is not a usable name: give a non-empty name without spaces (e.g. \"lending-ethereum\")")
+    return value
+
+
+def _plain_decimal(value: str) -> str:
+    """Digits with an optional fraction (the dashboard passes it on as a query parameter)."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+        raise ValueError(f"{value!r} is not a plain decimal number: give digits with an optional fraction, as text (e.g. \"1.1\")")
+    return value
+
+
 def _wad(text: str) -> int:
     return int(Decimal(text) * 10**18)
 
@@ -58,7 +110,7 @@ def _wad(text: str) -> int:
 class PriceCheckConfig(BaseModel):
     """Sanity checks of one asset's oracle answers (``pricing.quality``): labels only, never the verdict."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     heartbeat_seconds: int | None = Field(
         default=None, gt=0, description="the feed's heartbeat: an answer older than this at the snapshot's block is 'stale'; unset: the chain's default_heartbeat_seconds"
@@ -70,14 +122,20 @@ class PriceCheckConfig(BaseModel):
         default=None, description="highest plausible price, same unit; above: 'out_of_bounds'"
     )
 
+    @model_validator(mode="after")
+    def _check_bounds(self) -> PriceCheckConfig:
+        if self.min_price is not None and self.max_price is not None and Decimal(self.min_price) > Decimal(self.max_price):
+            raise ValueError(f"min_price ({self.min_price}) must be at most max_price ({self.max_price}): swap them or fix one")
+        return self
+
 
 class ChainConfig(BaseModel):
     """One EVM chain and how to reach it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    rpc_url: str = Field(description="JSON-RPC endpoint (http or https); may carry an API key, never logged")
-    fallback_rpc_urls: list[str] = Field(
+    rpc_url: HttpUrl = Field(description="JSON-RPC endpoint (http or https); may carry an API key, never logged")
+    fallback_rpc_urls: list[HttpUrl] = Field(
         default_factory=list, description="more endpoints of the same chain, tried in order when the current one fails; each is checked to serve chain_id"
     )
     reorg_depth: int = Field(
@@ -86,32 +144,37 @@ class ChainConfig(BaseModel):
     default_heartbeat_seconds: int | None = Field(
         default=86_400, gt=0, description="heartbeat of feeds without their own price_checks entry (answers older are labelled 'stale'); unset: no staleness label"
     )
-    price_checks: dict[str, PriceCheckConfig] = Field(
+    price_checks: dict[Annotated[str, AfterValidator(_symbol_or_address)], PriceCheckConfig] = Field(
         default_factory=dict, description="oracle sanity checks per asset, keyed by token symbol or address: heartbeat and plausible bounds"
     )
     sequencer_uptime_feed: Address | None = Field(
         default=None, description="Chainlink L2 sequencer uptime feed (answer 1 = down); prices read while it is down or in its grace period are labelled"
     )
     sequencer_grace_period_seconds: int = Field(default=3600, ge=0, description="seconds after the sequencer comes back up during which prices are labelled 'sequencer_grace'")
-    chain_id: int | None = Field(default=None, description="expected EIP-155 chain id; checked against the node at start")
+    chain_id: int | None = Field(
+        default=None, ge=1, validate_default=True, description="expected EIP-155 chain id; checked against the node at start; required with fallback_rpc_urls"
+    )
     confirmations: int = Field(default=2, ge=0, description="blocks behind the head a snapshot pins, against reorgs")
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0, description="seconds one JSON-RPC request may take before it counts as failed (and is retried)")
     multicall_address: Address = Field(default=MULTICALL3_ADDRESS, description="Multicall3 contract")
     multicall_batch_size: int = Field(default=DEFAULT_MULTICALL_BATCH_SIZE, ge=1, description="calls per aggregate3 eth_call")
     log_chunk_blocks: int = Field(default=DEFAULT_LOG_CHUNK_BLOCKS, ge=1, description="blocks per eth_getLogs at start")
 
-    @model_validator(mode="after")
-    def _check_url(self) -> ChainConfig:
-        if not self.rpc_url.startswith(("http://", "https://")):
-            raise ValueError("rpc_url must start with http:// or https://")
-        return self
+    @field_validator("chain_id")
+    @classmethod
+    def _chain_id_with_fallbacks(cls, chain_id: int | None, info: ValidationInfo) -> int | None:
+        # A fail-over must be able to tell a node of another chain: it checks the chain id after each switch.
+        if chain_id is None and info.data.get("fallback_rpc_urls"):
+            raise ValueError("is required when fallback_rpc_urls is set: add chain_id = <the chain's EIP-155 id> (1 for Ethereum)")
+        return chain_id
 
 
 class _ProtocolBase(BaseModel):
     """What every protocol instance has; each kind adds its contracts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(description="unique instance name, used in the store and the CLI")
+    name: Annotated[str, AfterValidator(_name)] = Field(description="unique instance name, used in the store and the CLI")
     chain: str = Field(description="key of the chain in [chains]")
     start_block: int = Field(default=0, ge=0, description="first block scanned for accounts (the protocol's deployment)")
     interval_seconds: float = Field(default=60.0, gt=0, description="seconds between snapshots in `indexer run`")
@@ -161,6 +224,10 @@ class SynthetixPerpsV2Config(_ProtocolBase):
     kind: Literal["synthetix_perps_v2"] = Field(description="adapter kind")
     markets: list[Address] = Field(min_length=1, description="market proxies, e.g. PerpsV2ProxyETHPERP")
     market_settings: Address = Field(description="the PerpsV2MarketSettings contract")
+    price_feeds: dict[Address, Address] = Field(
+        default_factory=dict,
+        description="market proxy -> the Chainlink feed behind ExchangeRates' rate of its base asset: dates the price for the 'stale' label (verdicts do not use it)",
+    )
 
 
 class GmxV2Config(_ProtocolBase):
@@ -191,16 +258,16 @@ class RetentionConfig(BaseModel):
     to the newest per ``thin_seconds`` bucket per protocol (and shard); an account's latest row is never
     deleted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    keep_days: float = Field(default=30, ge=0, description="days (by block timestamp) whose snapshots are all kept")
+    keep_days: float = Field(default=30, ge=0, le=MAX_KEEP_DAYS, description="days (by block timestamp) whose snapshots are all kept")
     thin_seconds: int = Field(default=3600, gt=0, description="older snapshots: one kept per this many seconds per protocol")
 
 
 class ScaleOutConfig(BaseModel):
     """How ``indexer run`` processes sharing one database split the jobs: leases and heartbeats in the database."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="seconds between a process's heartbeats and lease renewals")
     lease_seconds: float = Field(
@@ -220,15 +287,15 @@ class ScaleOutConfig(BaseModel):
 class ApiConfig(BaseModel):
     """``indexer serve``: the read-only HTTP API, dashboard and metrics."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    host: str = Field(default="127.0.0.1", description="interface `indexer serve` listens on (0.0.0.0: every interface)")
+    host: str = Field(default="127.0.0.1", min_length=1, description="interface `indexer serve` listens on (0.0.0.0: every interface)")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port of `indexer serve`")
     token: str | None = Field(
         default=None, min_length=1, description="bearer token every endpoint but /healthz (and the schema/docs) requires; unset: no auth"
     )
     refresh_seconds: float = Field(default=15.0, ge=1, description="seconds between the dashboard's refreshes")
-    at_risk_below: str = Field(default="1.1", pattern=r"^[0-9]+(\.[0-9]+)?$", description="default health-factor threshold of /at-risk and the dashboard")
+    at_risk_below: Annotated[str, AfterValidator(_plain_decimal)] = Field(default="1.1", description="default health-factor threshold of /at-risk and the dashboard")
 
     @field_validator("token", mode="before")
     @classmethod
@@ -249,7 +316,7 @@ class HaircutConfig(BaseModel):
     haircut = min(max_haircut, (base_haircut + impact_coefficient * sqrt(value / depth_usd)) * max(1, volatility / reference_volatility)).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     base_haircut: float = Field(default=DEFAULT_VOLATILE.base_haircut, ge=0, lt=1, description="haircut of any sale, however small (fraction of market value)")
     impact_coefficient: float = Field(default=DEFAULT_VOLATILE.impact_coefficient, ge=0, description="price impact of a sale of depth_usd (square-root impact: k * sqrt(value / depth))")
@@ -288,12 +355,12 @@ def _stable_haircut() -> HaircutConfig:
 class VarConfig(BaseModel):
     """``indexer var``: Monte Carlo value at risk of liquidations and bad debt."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     horizon_days: float = Field(default=1, gt=0, description="horizon of the simulated price paths, days")
     paths: int = Field(default=10_000, ge=1, le=10_000_000, description="Monte Carlo paths")
     levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1, description="confidence levels of VaR and ES, each in (0, 1)")
-    seed: int = Field(default=7, description="random seed: the same seed and store give the same numbers")
+    seed: int = Field(default=7, ge=0, description="random seed (>= 0): the same seed and store give the same numbers")
     default_volatility: float = Field(default=0.8, ge=0, description="annualized volatility of a volatile asset without history or configured value")
     volatilities: dict[str, float] = Field(default_factory=dict, description="annualized volatility per asset symbol (overrides the stored history)")
     correlations: dict[str, float] = Field(default_factory=dict, description='correlation per asset pair, keyed "A/B" (e.g. "WETH/WBTC" = 0.8)')
@@ -329,7 +396,7 @@ class VarConfig(BaseModel):
 class RiskConfig(BaseModel):
     """Portfolio risk: status tiers, stablecoins, asset liquidation values (haircuts), scenarios, VaR."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stable_assets: list[str] = Field(
         default_factory=lambda: list(DEFAULT_STABLE_ASSETS),
@@ -381,7 +448,7 @@ DEFAULT_GAS_UNITS: dict[str, dict[str, int]] = {
 class TargetsConfig(BaseModel):
     """``indexer targets``: liquidation targets ranked by expected profit net of gas."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gas_price_gwei: Annotated[str, AfterValidator(_decimal_text)] = Field(default="1", description="gas price the gas cost is estimated with, gwei")
     native_price_symbol: str = Field(default="WETH", description="symbol whose stored USD price values the chain's native token (gas)")
@@ -407,6 +474,8 @@ class TargetsConfig(BaseModel):
     def _merge_gas_units(cls, given: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
         merged = _default_gas_units()
         for kind, units in given.items():
+            if kind not in PROTOCOL_KINDS:
+                raise ValueError(f"unknown kind {kind!r} (supported: {', '.join(PROTOCOL_KINDS)})")
             for fn, gas in units.items():
                 if gas < 0:
                     raise ValueError(f"{kind}.{fn}: gas units must be >= 0, got {gas}")
@@ -424,7 +493,7 @@ class TargetsConfig(BaseModel):
 class WatchEntry(BaseModel):
     """An address to watch, from the config (``indexer watch add`` stores more in the database)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     address: Address = Field(description="the account")
     below: Annotated[str, AfterValidator(_decimal_text)] = Field(description="health factor below which the address is in 'warning' (its own threshold)")
@@ -434,10 +503,10 @@ class WatchEntry(BaseModel):
 class AlertsConfig(BaseModel):
     """Watchlist alerts: tier crossings with hysteresis and a cooldown, delivered to a webhook and the log."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     watch: list[WatchEntry] = Field(default_factory=list, description="addresses to watch (besides those added with `indexer watch add`)")
-    webhook_url: str | None = Field(
+    webhook_url: HttpUrl | None = Field(
         default=None, description="URL alerts are POSTed to as JSON; may carry a secret (query or user info), never logged; unset: log only"
     )
     band: Annotated[str, AfterValidator(_decimal_text)] = Field(
@@ -448,13 +517,6 @@ class AlertsConfig(BaseModel):
     webhook_attempts: int = Field(default=3, ge=1, le=10, description="attempts per alert (retried on 5xx and connection errors)")
     webhook_backoff_seconds: float = Field(default=0.5, ge=0, description="wait before the first retry; doubles each retry")
 
-    @field_validator("webhook_url")
-    @classmethod
-    def _check_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError("webhook_url must start with http:// or https://")
-        return url
-
 
 class Settings(BaseSettings):
     """Everything the indexer is told."""
@@ -462,7 +524,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INDEXER_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL; SQLite file by default")
-    log_level: str = Field(default="INFO", description="logging level")
+    log_level: str = Field(default="INFO", description="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
     chains: dict[str, ChainConfig] = Field(default_factory=dict, description="chains by name")
     protocols: list[ProtocolConfig] = Field(default_factory=list, description="protocol instances to index")
     scale_out: ScaleOutConfig = Field(default_factory=ScaleOutConfig, description="leases that let several `indexer run` processes share the jobs")
@@ -471,6 +533,32 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig, description="`indexer serve`: HTTP API, dashboard, metrics")
     targets: TargetsConfig = Field(default_factory=TargetsConfig, description="`indexer targets`: gas price, near move, gas per call")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="watchlist alerts: webhook, hysteresis band, cooldown")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):  # (ValueError: a port that is not a number) the URL is not repeated: it may carry a password
+            raise ValueError("not a database URL (e.g. sqlite:///indexer.db or postgresql+psycopg://user@host:5432/db)") from None
+        return url
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, level: str) -> str:
+        if level.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"{level!r} is not a log level (one of {', '.join(LOG_LEVELS)})")
+        return level.strip().upper()
+
+    @field_validator("chains")
+    @classmethod
+    def _check_chain_names(cls, chains: dict[str, ChainConfig]) -> dict[str, ChainConfig]:
+        for name in chains:
+            _name(name)
+        return chains
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
@@ -521,7 +609,73 @@ def _format_error(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"missing key '{loc}': add it"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if loc and msg.startswith(("is ", "must ", "has ")):  # "chains.x.chain_id is required when ..."
+        return f"{loc} {msg}"
+    hint = _TYPE_HINTS.get(err["type"])
+    if loc and hint is not None:
+        ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in err.get("ctx", {}).items()}
+        return f"{loc} {hint.format(**ctx)}"
     return f"{loc}: {msg}" if loc else msg
+
+
+# pydantic's generic messages ("Input should be ...") said as the fix, by error type.
+_TYPE_HINTS = {
+    "finite_number": "must be a finite number (not inf or nan)",
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "int_parsing": "must be a whole number (e.g. 3)",
+    "int_type": "must be a whole number (e.g. 3)",
+    "int_from_float": "must be a whole number (e.g. 3)",
+    "float_parsing": "must be a number (e.g. 1.5)",
+    "float_type": "must be a number (e.g. 1.5)",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": 'must be text in quotes (e.g. "abc")',
+    "string_too_short": "must not be empty",
+    "list_type": 'must be a list (in TOML: ["a", "b"])',
+    "dict_type": "must be a table (in TOML: a [section] or { key = value })",
+    "model_type": "must be a table (in TOML: a [section] or { key = value })",
+    "model_attributes_type": "must be a table (in TOML: a [section] or { key = value })",
+    "too_short": "must have at least {min_length} item(s)",
+}
+
+
+def _env_error(exc: SettingsError) -> str:
+    """Name the INDEXER_* variable pydantic-settings could not parse as JSON (its error names only the top field)."""
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    prefix = f"{Settings.model_config['env_prefix']}{field}".upper()
+    names = sorted(k for k in os.environ if k.upper().startswith(prefix))
+    bad = [k for k in names if not _is_json(os.environ[k]) and (k.upper() == prefix or k.split("__")[-1].lower() in _json_fields())]
+    return (
+        f"environment {', '.join(bad or names) or prefix}: not valid JSON; a list or table in the environment is JSON "
+        "(e.g. INDEXER_CHAINS__MAINNET__FALLBACK_RPC_URLS='[\"https://a.example\"]')"
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_fields() -> set[str]:
+    """Names of the config fields that hold a list or a table (JSON in the environment), in every section."""
+    found: set[str] = set()
+    pending: list[Any] = [Settings]
+    while pending:
+        t = pending.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            for name, info in t.model_fields.items():
+                if any(get_origin(a) in (list, dict) for a in (info.annotation, *get_args(info.annotation))):
+                    found.add(name)
+                pending.append(info.annotation)
+        else:
+            pending.extend(get_args(t))
+    return found
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -529,16 +683,22 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     data: dict[str, Any] = {}
     if path is not None:
         file = Path(path)
+        if file.is_dir():
+            raise ConfigError(f"config file {str(file)!r} is a directory: pass --config with a TOML file", key="config")
         if not file.is_file():
             raise ConfigError(f"config file {str(file)!r} not found: pass --config with an existing TOML file", key="config")
         try:
             data = tomllib.loads(file.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(file)!r} is not valid TOML: {exc}", key="config") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(file)!r} cannot be read: {type(exc).__name__}: pass --config with a readable UTF-8 TOML file", key="config") from None
     _TomlSource.data = data
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from None
+    except SettingsError as exc:  # an INDEXER_* variable of a list or table that is not JSON
+        raise ConfigError(_env_error(exc), key="environment") from None
     finally:
         _TomlSource.data = {}

@@ -28,12 +28,25 @@ DEFAULT_LOG_CHUNK_BLOCKS = 10_000
 MIN_LOG_CHUNK_BLOCKS = 1
 # Seconds an RPC request may take before it counts as failed.
 RPC_TIMEOUT_SECONDS = 30.0
-# Attempts for a transient RPC failure (first try included), with exponential backoff from the base.
+# Attempts per endpoint for a transient or rate-limited RPC failure (first try included), with exponential
+# backoff from the base, doubled per attempt up to the cap, times a random factor in [0.5, 1.5) so that
+# clients hit by the same outage do not retry in step.
 RPC_MAX_ATTEMPTS = 4
 RPC_BACKOFF_BASE_SECONDS = 0.25
+RPC_BACKOFF_MAX_SECONDS = 8.0
+# A provider's Retry-After (HTTP header, or Infura's backoff_seconds) is waited for, up to this long: a
+# longer wait would stall a snapshot job; the attempt after it, or the next endpoint, decides.
+RPC_RETRY_AFTER_MAX_SECONDS = 30.0
+# After a fail-over, the client goes back to the first (preferred) endpoint after this many seconds.
+RPC_FAILBACK_SECONDS = 300.0
 # Requests per JSON-RPC batch: nodes and providers refuse large batches (anvil refused ~20k; common
 # provider caps are 100-1000), so larger ones are sent as several batches.
 RPC_MAX_BATCH_REQUESTS = 500
+
+# --- reorgs -------------------------------------------------------------------------------------
+# Stored runs whose block hashes one JSON-RPC batch checks when a discovery checkpoint left the chain and
+# the scan looks for the newest stored block still on it (newest first; more batches only if none is).
+REORG_REWIND_BATCH = 64
 
 # --- risk reporting -----------------------------------------------------------------------------
 # Default "at risk" threshold for `indexer at-risk`: health factor below 1.1.

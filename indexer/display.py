@@ -19,6 +19,11 @@ def _fmt_usd(value: int) -> str:
     return f"{value / USD_SCALE:,.2f}"
 
 
+def _fmt_quality(label: str) -> str:
+    """A position's price quality: "ok", or its labels in yellow (a verdict on a stale or bad price)."""
+    return "ok" if label == "ok" else f"[bold yellow]{label}[/]"
+
+
 def positions_table(rows: list[PositionRow], title: str) -> Table:
     table = Table(title=title)
     # Instances with several markets (Morpho Blue) show which one; the id is shortened for the table.
@@ -33,6 +38,7 @@ def positions_table(rows: list[PositionRow], title: str) -> Table:
         ("NLV $", "right"),
         ("drop to liq.", "right"),
         ("liquidatable", "center"),
+        ("prices", "left"),
         ("block", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -48,6 +54,7 @@ def positions_table(rows: list[PositionRow], title: str) -> Table:
             _fmt_usd(r.nlv_usd),
             drop,
             "[bold red]yes[/]" if r.liquidatable else "no",
+            _fmt_quality(r.price_quality),
             str(r.block_number),
         )
     return table

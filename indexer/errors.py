@@ -29,7 +29,8 @@ class RpcError(IndexerError):
 
 
 class RpcUnreachable(RpcError):
-    """The node did not answer at all (connection refused, DNS, timeout)."""
+    """The node gave no usable answer, after the retries: connection refused or dropped, DNS, timeout, HTTP
+    429/5xx, a truncated or non-JSON body."""
 
 
 class RpcResponseError(RpcError):
@@ -55,3 +56,15 @@ class DecodeError(IndexerError):
 
 class StoreError(IndexerError):
     """The database could not be opened or written."""
+
+
+class BlockNotCanonical(IndexerError):
+    """The block a snapshot is pinned to left the canonical chain while the snapshot read it (a reorg).
+
+    The run stops rather than mix blocks; the next run pins a block of the new chain."""
+
+    def __init__(self, message: str, *, number: int, pinned_hash: str, canonical_hash: str | None) -> None:
+        super().__init__(message)
+        self.number = number  # the pinned block number
+        self.pinned_hash = pinned_hash  # the hash the snapshot was reading at
+        self.canonical_hash = canonical_hash  # the hash at that number now; None when the chain is shorter

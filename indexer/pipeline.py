@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from eth_utils import keccak
 from sqlalchemy import Engine
@@ -13,12 +14,16 @@ from sqlalchemy import Engine
 from indexer.chain.block import pin_block_and_head
 from indexer.chain.logs import scan_logs
 from indexer.chain.multicall import Multicaller
-from indexer.chain.rpc import RpcClient
+from indexer.chain.reorg import canonical_hashes, newest_on_chain
+from indexer.chain.rpc import RpcClient, open_client
 from indexer.config import ChainConfig, ProtocolConfig, Settings
 from indexer.domain import AccountKey, BlockRef, Snapshot
 from indexer.errors import ChainMismatch, ConfigError, IndexerError, RpcResponseError, RpcUnreachable
+from indexer.pricing.chainlink import read_sequencer
+from indexer.pricing.quality import label_snapshot
 from indexer.protocols.registry import make_adapter
 from indexer.store.db import get_checkpoint, known_accounts, write_snapshot
+from indexer.store.reorg import canonical_blocks, recheck_runs
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +59,23 @@ class RunResult:
     run_id: int  # stored run id (the existing one when the block was already stored)
     created: bool  # False when the block had been stored before (nothing written)
     snapshot: Snapshot  # what was read and computed
+    recomputed: tuple[int, ...] = ()  # runs stored for canonical blocks whose earlier runs this run found orphaned
 
 
 def connect(chain_name: str, chain: ChainConfig) -> tuple[RpcClient, int]:
-    """An RPC client for the chain, checked to answer and to serve the configured chain id."""
-    rpc = RpcClient(chain.rpc_url)
-    # One quick probe at start: a wrong URL is a configuration error, reported at once; the client
-    # returned keeps its retries for the faults of a long run.
-    probe = RpcClient(chain.rpc_url, max_attempts=1, timeout=STARTUP_PROBE_TIMEOUT_SECONDS)
+    """An RPC client over the chain's ``rpc_url`` and ``fallback_rpc_urls``, each checked to serve the chain id.
+
+    One quick probe per URL at start (``chain.rpc.open_client``): no URL answering is a configuration error,
+    reported at once; endpoints of another chain are left out, and all of them being so is ``ChainMismatch``.
+    The client returned keeps its retries and fail-over for the faults of a long run."""
+    urls = [chain.rpc_url, *chain.fallback_rpc_urls]
+    probe_timeout = min(STARTUP_PROBE_TIMEOUT_SECONDS, chain.rpc_timeout_seconds)
     try:
-        chain_id = probe.chain_id()
-    except RpcUnreachable:
-        raise ConfigError(
-            f"chains.{chain_name}.rpc_url: node at {rpc.endpoint} did not answer; check the URL and that the node runs",
-            key=f"chains.{chain_name}.rpc_url",
-        ) from None
-    if chain.chain_id is not None and chain.chain_id != chain_id:
-        raise ChainMismatch(f"chains.{chain_name}: node at {rpc.endpoint} serves chain id {chain_id}, config says {chain.chain_id}")
+        rpc, chain_id, _ = open_client(urls, expected_chain_id=chain.chain_id, timeout=chain.rpc_timeout_seconds, probe_timeout=probe_timeout)
+    except RpcUnreachable as exc:
+        raise ConfigError(f"chains.{chain_name}.rpc_url: {exc}; check the URL and that the node runs", key=f"chains.{chain_name}.rpc_url") from None
+    except ChainMismatch as exc:
+        raise ChainMismatch(f"chains.{chain_name}: {exc}") from None
     return rpc, chain_id
 
 
@@ -78,7 +83,9 @@ def _discovery_start(engine: Engine, rpc: RpcClient, chain: str, proto: Protocol
     """(first block to scan, whether this is a rescan that supersedes the stored checkpoint).
 
     After the checkpoint, unless the checkpoint's block is gone or has another hash (a reorg, or a
-    different chain behind the same name, as when a dev chain restarts): then from ``start_block``.
+    different chain behind the same name, as when a dev chain restarts): then after the newest stored
+    canonical run whose block is still on the chain (the blocks a reorg replaced are scanned again, not the
+    history), else from ``start_block``.
     """
     cp = get_checkpoint(engine, chain, proto.name)
     if cp is None:
@@ -89,13 +96,16 @@ def _discovery_start(engine: Engine, rpc: RpcClient, chain: str, proto: Protocol
         except RpcResponseError:
             on_chain = None  # the node has no such block
         if on_chain != cp.block_hash:
+            stored = canonical_blocks(engine, chain_id=block.chain_id, protocol=proto.name, at_most=min(cp.block_number, block.number))
+            resume = newest_on_chain(rpc, stored)
+            start = proto.start_block if resume is None else max(proto.start_block, resume + 1)
             log.warning(
                 "checkpoint block %d of %s is not on this chain any more (reorg or another chain); rescanning from %d",
                 cp.block_number,
                 proto.name,
-                proto.start_block,
+                start,
             )
-            return proto.start_block, True
+            return start, True
     if cp.block_number >= block.number:
         return block.number + 1, False  # already scanned past the pinned block
     return cp.block_number + 1, False
@@ -110,16 +120,24 @@ def run_snapshot(
     at_block: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     shard: int = 0,
+    recheck: bool = True,
 ) -> RunResult:
     """Take and store one snapshot of ``proto``; ``at_block`` pins an exact block instead of head - confirmations.
 
     With ``proto.shards > 1`` the run reads only the known accounts of account shard ``shard`` (see
     ``account_shard``). Shard 0 also discovers new accounts and moves the checkpoint; the other shards read
     the accounts already stored and leave the checkpoint alone (``ShardWaiting`` until shard 0 has run once).
+
+    With ``recheck`` (and ``reorg_depth`` > 0) the run also re-checks the stored runs of its shard within the
+    chain's ``reorg_depth`` of the head: those whose block left the chain are marked orphaned, and once this run
+    is stored the canonical blocks at their numbers below its own are snapshotted again (without a re-check of
+    their own; at its own number this run is the canonical snapshot, and numbers above it wait for a later run
+    that pins past them).
     """
     shards = proto.shards
     if not 0 <= shard < shards:
         raise ConfigError(f"protocols.{proto.name}: shard {shard} out of range for shards = {shards}", key="shards")
+    notify_watchlist(engine, settings, None)  # catches up the alerts of a run whose process died after its commit
     started = time.monotonic()
     chain_cfg = settings.chains[proto.chain]
     shard_checkpoint = None
@@ -136,6 +154,7 @@ def run_snapshot(
         chain_id = rpc.chain_id()
     block, head = pin_block_and_head(rpc, chain_id, chain_cfg.confirmations, at=at_block)
     multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
+    multicall.pin(block)  # reads at the pinned block go by its hash where the node supports it (EIP-1898)
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)
     new_accounts: set[AccountKey] = set()
@@ -152,6 +171,12 @@ def run_snapshot(
     accounts = sorted(k for k in set(known_accounts(engine, proto.name)) | new_accounts if account_shard(k.account, shards) == shard)
     positions = adapter.positions(market, accounts, block)
     prices = adapter.prices(market)  # after positions: adapters that learn their markets from the accounts price them there
+    # Oracle quality labels (stale, non-positive, out of bounds, sequencer) on the prices and the positions that used them.
+    positions, prices = label_snapshot(positions, prices, chain_cfg, block, read_sequencer(multicall, chain_cfg.sequencer_uptime_feed, block.number), name=proto.name)
+    reorg = None  # re-checked before the snapshot is built, so that its requests count in this run
+    if recheck and chain_cfg.reorg_depth > 0:
+        reference = head if head is not None else block.number
+        reorg = recheck_runs(engine, chain_id=chain_id, protocol=proto.name, shard=shard, above_block=reference - chain_cfg.reorg_depth, canonical=partial(canonical_hashes, rpc))
     snapshot = Snapshot(
         chain=proto.chain,
         protocol=proto.name,
@@ -191,15 +216,30 @@ def run_snapshot(
     )
     if created:
         notify_watchlist(engine, settings, run_id)
-    return RunResult(run_id, created, snapshot)
+    recomputed = _recompute(settings, proto, engine, rpc, shard, [n for n in reorg.recompute if n < block.number]) if reorg else ()
+    return RunResult(run_id, created, snapshot, recomputed)
 
 
-def notify_watchlist(engine: Engine, settings: Settings, run_id: int) -> None:
-    """Watchlist alerts after a stored run (``indexer.alerts``). The run is committed already: a failure here is
-    logged and never fails the snapshot; delivery is bounded by the webhook's attempts and timeout."""
+def _recompute(settings: Settings, proto: ProtocolConfig, engine: Engine, rpc: RpcClient, shard: int, numbers: list[int]) -> tuple[int, ...]:
+    """Snapshot the canonical blocks at ``numbers`` (their stored runs were orphaned), without re-checks of their
+    own; a failure is logged and named again by the next re-check."""
+    out = []
+    for number in numbers:
+        try:
+            out.append(run_snapshot(settings, proto, engine, rpc=rpc, at_block=number, shard=shard, recheck=False).run_id)
+        except IndexerError as exc:
+            log.error("reorg: recomputing block %d of %s shard %d failed: %s", number, proto.name, shard, exc)
+    return tuple(out)
+
+
+def notify_watchlist(engine: Engine, settings: Settings, run_id: int | None) -> None:
+    """Watchlist alerts over the latest stored runs (``indexer.alerts``): after a stored run (``run_id``), and
+    before each run (None), which catches up the alerts of a run whose process was killed between its commit
+    and its alerts. Evaluating the same runs twice alerts nothing twice (the alert states hold what was alerted).
+    A failure here is logged and never fails the snapshot; delivery is bounded by the webhook's attempts and timeout."""
     from indexer.alerts import evaluate_alerts
 
     try:
-        evaluate_alerts(engine, settings, [run_id])
+        evaluate_alerts(engine, settings, [] if run_id is None else [run_id])
     except Exception:  # noqa: BLE001  (any fault of the alerts must leave the snapshot job running)
-        log.exception("watchlist alerts failed after run %d", run_id)
+        log.exception("watchlist alerts failed %s", "before the run" if run_id is None else f"after run {run_id}")

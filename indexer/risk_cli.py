@@ -6,6 +6,7 @@ from the pure ``risk`` functions, fed here with the stored positions and ``[risk
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.table import Table
@@ -23,7 +24,9 @@ STRESS_TOP_POSITIONS = 15
 
 
 def check_range(option: str, value: float, *, low: float, high: float | None = None, low_open: bool = False) -> None:
-    """ConfigError naming ``option`` unless ``low (<|<=) value (<= high)``."""
+    """ConfigError naming ``option`` unless ``low (<|<=) value (<= high)`` (and finite)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{option}: {value} is not a finite number: pass a number", key=option.lstrip("-"))
     ok = (value > low if low_open else value >= low) and (high is None or value <= high)
     if not ok:
         bound = f"{'>' if low_open else '>='} {_num(low)}" + (f" and <= {_num(high)}" if high is not None else "")
@@ -31,7 +34,7 @@ def check_range(option: str, value: float, *, low: float, high: float | None = N
 
 
 def _num(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def _usd(value: int) -> str:

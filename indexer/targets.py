@@ -222,7 +222,7 @@ def load_price_book(engine: Engine, run_ids: Iterable[int], config: TargetsConfi
                     select(PriceSnapshot)
                     .join(SnapshotRun, PriceSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
                     .where(SnapshotRun.status == "canonical", PriceSnapshot.market == "")
-                    .order_by(PriceSnapshot.run_id.desc())  # type: ignore[union-attr]
+                    .order_by(SnapshotRun.block_timestamp.desc(), PriceSnapshot.run_id.desc())  # type: ignore[attr-defined, union-attr]
                 )
                 mine = [p for p in session.exec(query.limit(500)) if symbol_key(p.symbol) == key][:1]
             if mine:

@@ -81,6 +81,7 @@ def test_metrics_parse_and_agree_with_the_store(store: Path) -> None:
         "indexer_accounts_indexed": "gauge",
         "indexer_positions": "gauge",
         "indexer_positions_at_risk": "gauge",
+        "indexer_positions_by_price_quality": "gauge",
         "indexer_rpc_requests": "counter",
         "indexer_rpc_errors": "counter",
         "indexer_snapshot_runs": "counter",
@@ -115,6 +116,10 @@ def test_metrics_parse_and_agree_with_the_store(store: Path) -> None:
                 expected[tier] += 1
         assert tiers == expected
         assert tiers["liquidation"] == p["liquidatable"]
+        qualities: dict[str, float] = {"ok": 0}
+        for pos in (x for x in positions if x["protocol"] == name):
+            qualities[pos["price_quality"]] = qualities.get(pos["price_quality"], 0) + 1
+        assert by_label(samples, "indexer_positions_by_price_quality", "quality", **labels) == qualities
     assert sum(by_label(samples, "indexer_positions_at_risk", "tier", protocol="gmx-v2-demo").values()) > 0
 
 

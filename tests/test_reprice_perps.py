@@ -35,6 +35,7 @@ from indexer.risk.state import encode
 from indexer.risk.haircut import HaircutBook
 from indexer.risk.scenarios import parse_scenarios
 from indexer.risk.stress import run_stress
+from indexer.store.db import make_engine
 from indexer.store.risk_state import latest_positions
 from tests.conftest import PERPS_POSITIONS, Gmx, Perps, gmx_settings, perps_settings
 from tests.test_risk_gmx_math import ETH_UNIT_PRICE, USDC_UNIT_PRICE
@@ -439,7 +440,7 @@ def _sample(pairs: list[tuple[Position, GmxV2Model]], gmx: Gmx, per_kind: int) -
     return [m for group in kinds.values() for m in group[:per_kind]]
 
 
-def test_gmx_liquidation_answers_flip_the_keeper_check_one_unit_either_side(gmx: Gmx, anvil, rpc, engine, db_url, clean_chain) -> None:  # type: ignore[no-untyped-def]
+def test_gmx_liquidation_answers_flip_the_keeper_check_one_unit_either_side(gmx: Gmx, anvil, rpc, engine, db_url, clean_chain, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The index answer is the Reader-settled price the adapter stored (fees pending here); the collateral
     answer (USDC falling under a position) is the model's, exact where nothing is pending."""
     settings, proto = gmx_settings(anvil, gmx, db_url)
@@ -454,8 +455,10 @@ def test_gmx_liquidation_answers_flip_the_keeper_check_one_unit_either_side(gmx:
         assert _keeper_at(gmx, model, snap.block.number, index=answer), f"{model.account} at {answer}"
         assert not _keeper_at(gmx, model, snap.block.number, index=answer + toward_safety), f"{model.account} at {answer + toward_safety}"
 
-    base = run_snapshot(settings, proto, engine, rpc=rpc, at_block=gmx.seed_block).snapshot
-    pairs = _gmx_pairs(engine, base)
+    # An older block in a store of its own: in the first store the newer block stays the latest (highest block).
+    seed_engine = make_engine(f"sqlite:///{tmp_path / 'seed_block.db'}")
+    base = run_snapshot(settings, proto, seed_engine, rpc=rpc, at_block=gmx.seed_block).snapshot
+    pairs = _gmx_pairs(seed_engine, base)
     checked = 0
     for model in _sample(pairs, gmx, 3):
         # nothing pending: the model's own boundary for the index is the Reader-settled one

@@ -306,12 +306,13 @@ def test_at_risk_latest_run_per_protocol(engine: Engine) -> None:
     assert [r.address for r in at_risk(engine, WAD, protocol="other")] == ["0xB"]
 
 
-def test_latest_run_is_by_insertion_not_block_number(engine: Engine) -> None:
-    # Documented selection: the newest run (highest id) of each protocol.
+def test_latest_run_is_the_highest_block_not_the_last_inserted(engine: Engine) -> None:
+    # Documented selection: the canonical run of the highest block (then the highest id) of each protocol; an
+    # older block stored later (`--block`, or recomputed after a reorg) is history, not current.
     b1, b2 = block(300), block(200)
     write_snapshot(engine, snapshot(b1, (position("0xA", 5 * 10**17, b1),)))
     write_snapshot(engine, snapshot(b2, (position("0xB", 5 * 10**17, b2),)))
-    assert [r.address for r in at_risk(engine, WAD)] == ["0xB"]
+    assert [r.address for r in at_risk(engine, WAD)] == ["0xA"]
 
 
 # --- account_positions ---------------------------------------------------------------------------------

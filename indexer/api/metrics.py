@@ -69,17 +69,29 @@ class StoreCollector:
 
         positions = GaugeMetricFamily("indexer_positions", "Positions in the latest snapshots", labels=["chain", "protocol"])
         at_risk = GaugeMetricFamily("indexer_positions_at_risk", "Positions of the latest snapshots by risk tier ([risk] warning_hf, critical_hf)", labels=["chain", "protocol", "tier"])
+        quality = GaugeMetricFamily(
+            "indexer_positions_by_price_quality",
+            "Positions of the latest snapshots by the quality of the prices their verdict used (ok, stale, non_positive, ... or several joined by ',')",
+            labels=["chain", "protocol", "quality"],
+        )
         totals: dict[tuple[str, str], int] = defaultdict(int)
         tiers: dict[tuple[str, str, str], int] = defaultdict(int)
+        qualities: dict[tuple[str, str, str], int] = defaultdict(int)
         for v in latest_verdicts(engine):
             totals[(v.chain, v.protocol)] += 1
             tiers[(v.chain, v.protocol, self.state.tier(v.health_factor, v.liquidatable))] += 1
+            qualities[(v.chain, v.protocol, v.price_quality)] += 1
         for (chain, protocol), n in sorted(totals.items()):
             positions.add_metric([chain, protocol], n)
             for tier in AT_RISK_TIERS:
                 at_risk.add_metric([chain, protocol, tier], tiers.get((chain, protocol, tier), 0))
+            quality.add_metric([chain, protocol, "ok"], qualities.get((chain, protocol, "ok"), 0))  # 0 too: "all flagged" is visible
+        for (chain, protocol, label), n in sorted(qualities.items()):
+            if label != "ok":
+                quality.add_metric([chain, protocol, label], n)
         yield positions
         yield at_risk
+        yield quality
 
         requests = CounterMetricFamily("indexer_rpc_requests", "JSON-RPC requests of the stored snapshot runs", labels=["chain", "protocol"])
         errors = CounterMetricFamily("indexer_rpc_errors", "Failed JSON-RPC attempts of the stored snapshot runs, by class", labels=["chain", "protocol", "class"])

@@ -38,6 +38,10 @@ class PositionOut(BaseModel):
     health_factor: str = Field(description="health factor x 1e18 as a decimal integer, or 'inf' without debt")
     health_factor_float: float | None = Field(description="health factor as a float; null without debt")
     liquidatable: bool = Field(description="the protocol's verdict")
+    price_quality: str = Field(
+        description="quality of the oracle prices the verdict used: 'ok', or labels joined by ',' in this order: "
+        "stale, non_positive, out_of_bounds, sequencer_down, sequencer_grace (the verdict is still the protocol's)"
+    )
     collateral_usd: float = Field(description="collateral the protocol counts, USD (display)")
     debt_usd: float = Field(description="debt, USD (display)")
     nlv_usd: float = Field(description="net liquidation value, USD (display)")
@@ -80,7 +84,9 @@ class RunOut(BaseModel):
     positions: int
     liquidatable: int
     rpc_requests: int
-    rpc_errors: dict[str, int] = Field(description="failed RPC attempts by class: transient, rate_limited, range_too_large, permanent, unknown")
+    rpc_errors: dict[str, int] = Field(
+        description="failed RPC attempts by class: transient, rate_limited, range_too_large, permanent, unknown; and unreadable: positions left out because a read failed inside aggregate3"
+    )
     duration_seconds: float
     created_at: str
 

@@ -1,7 +1,9 @@
 """Read many view calls at one pinned block through Multicall3 ``aggregate3`` (allowFailure=true).
 
 A sub-call that fails, or that returns no data where data is expected, yields ``CallResult(ok=False)``;
-it never becomes a zero. Batches that the node rejects as a whole are halved and retried.
+it never becomes a zero. Batches that the node rejects as a whole (out of gas, an oversize answer: any
+JSON-RPC error) are halved and retried; calls that failed without data inside a successful batch (out of gas
+in a batch too heavy) are asked again on their own. Faults of the transport are the RPC client's to retry.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.chain.abi import Function, load_abi
+from indexer.chain.block import block_id, check_canonical, may_be_missing_block, reads_by_hash
 from indexer.chain.rpc import RpcClient
 from indexer.constants import DEFAULT_MULTICALL_BATCH_SIZE, MULTICALL3_ADDRESS, MULTICALL_GAS
+from indexer.domain import BlockRef
 from indexer.errors import DecodeError, RpcResponseError
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,17 @@ class Multicaller:
         # Batch sizes learned per function from batches the node refused (gas-heavy views such as GMX's
         # getPositionInfo): later batches of that function start at the size that worked.
         self._learned: dict[str, int] = {}
+        self._pinned: BlockRef | None = None  # calls at its number go by its hash (see ``pin``)
+
+    def pin(self, block: BlockRef) -> None:
+        """Calls at ``block.number`` name the block by hash from now on (EIP-1898, ``requireCanonical``) where the
+        node supports it (``chain.block.reads_by_hash``, probed once per client): a reorg while the snapshot reads
+        then fails the run with ``BlockNotCanonical`` instead of mixing blocks. Other block numbers are unaffected."""
+        self._pinned = block if reads_by_hash(self.rpc, block, self.address) else None
+
+    def _block_param(self, block: int) -> int | dict[str, Any]:
+        pinned = self._pinned
+        return block_id(pinned) if pinned is not None and pinned.number == block else block
 
     def run(self, calls: list[Call], block: int) -> list[CallResult]:
         """Execute ``calls`` at ``block``; results are in the order of ``calls``."""
@@ -74,8 +89,10 @@ class Multicaller:
             return []
         payload = [(c.target, True, c.fn.encode(*c.args)) for c in calls]
         try:
-            raw = self.rpc.call(self.address, self._aggregate3.encode(payload), block, gas=MULTICALL_GAS)
+            raw = self.rpc.call(self.address, self._aggregate3.encode(payload), self._block_param(block), gas=MULTICALL_GAS)
         except RpcResponseError as exc:
+            if self._pinned is not None and self._pinned.number == block and may_be_missing_block(exc):
+                check_canonical(self.rpc, self._pinned)  # a pinned block that left the chain stops the run
             if len(calls) == 1:
                 return [CallResult(False, (), f"{calls[0].fn.name}: {exc}")]
             half = len(calls) // 2
@@ -93,4 +110,12 @@ class Multicaller:
                 out.append(CallResult(True, call.fn.decode(data), ""))
             except DecodeError as exc:
                 out.append(CallResult(False, (), f"{exc} on {call.target}"))
+        # A sub-call gets at most 63/64 of the gas left: in a batch too heavy for MULTICALL_GAS the last ones run
+        # out of gas and fail without return data while aggregate3 itself succeeds. Those are asked again, in a
+        # batch of their own; one that fails there too (fewer calls, more gas each) has failed for good.
+        again = [k for k, (success, data) in enumerate(answers) if not success and not data]
+        if again and len(again) < len(calls):
+            log.info("multicall: %d of %d calls failed without data at block %d (out of gas?); asking them again", len(again), len(calls), block)
+            for k, res in zip(again, self._run_batch([calls[k] for k in again], block), strict=True):
+                out[k] = res
         return out

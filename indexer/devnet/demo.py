@@ -27,6 +27,7 @@ from indexer.devnet.seed import provide_liquidity, seed_accounts, seeded_address
 from indexer.display import positions_table
 from indexer.pipeline import run_snapshot
 from indexer.store.db import at_risk, make_engine
+from indexer.store.schema import redact
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,13 @@ def _push_prices(
 ) -> None:
     """Every protocol's oracle to the book's USD prices (USD x 1e8): Aave and Comet feeds, Morpho market
     oracles, the perps markets' prices, GMX's Chainlink feeds (and the GMX fixture's own reference price,
-    which its order execution uses)."""
+    which its order execution uses). Every Chainlink-style feed gets a new round each time, unchanged prices
+    too, as real feeds do on their heartbeat: none turns "stale" (``pricing.quality``) as the demo's clock runs."""
     chain = aave.chain
     for sym, price in book.items():
-        if sym in aave.assets and aave.price(sym) != price:
+        if sym in aave.assets:
             aave.set_price(sym, price)
-        if sym in comet.assets and comet.price(sym) != price:
+        if sym in comet.assets or sym == comet.base.symbol:
             comet.set_price(sym, price)
         if sym in feeds:
             chain.send(Tx(chain.deployer, feeds[sym], "MockAggregatorV3", "updateAnswer", (price,), f"usd feed {sym}"))
@@ -119,7 +121,7 @@ def _push_prices(
         usd = Decimal(book[sym]) / 10**8
         if gmx.ref_usd()[sym] != usd:
             gmx.set_price(sym, usd)
-            chain.send(Tx(chain.deployer, feed, "MockAggregatorV3", "updateAnswer", (book[sym],), f"gmx feed {sym}"))
+        chain.send(Tx(chain.deployer, feed, "MockAggregatorV3", "updateAnswer", (book[sym],), f"gmx feed {sym}"))
 
 
 def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, console: Console) -> None:
@@ -183,7 +185,7 @@ def run_demo(database_url: str, *, rounds: int, accounts: int, seed: int, consol
     rows = at_risk(engine, 11 * WAD // 10)
     console.print(positions_table(rows[:20], f"riskiest accounts (health factor < 1.1): {len(rows)}, showing {min(20, len(rows))}"))
     console.print(
-        f"stored in {database_url}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS>, "
+        f"stored in {redact(database_url)}; next: .venv/bin/indexer at-risk --below 1 (or --json), .venv/bin/indexer account <ADDRESS>, "
         "indexer targets, indexer stress --scenario eth_crash, indexer levels --asset WETH, indexer var, "
         "indexer report --out report/, indexer serve (dashboard at http://127.0.0.1:8000/)"
     )

@@ -40,6 +40,9 @@ _ACCOUNT_TOPIC = {
     "ReserveUsedAsCollateralEnabled": 2,  # user
     "UserEModeSet": 1,  # user
 }
+# aToken / variable debt token events -> indexes of the topics holding an account whose scaled balance changes
+# (``change_filter``): both sides of a transfer, the minted-to account, the burned-from account.
+_TOKEN_CHANGE_TOPICS = {"Transfer": (1, 2), "BalanceTransfer": (1, 2), "Mint": (2,), "Burn": (1,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,9 @@ class AaveMarketSnapshot:
     market: AaveMarket  # state for the pure functions (eMode categories filled in by ``positions``)
     tokens: dict[int, AaveReserveTokens]  # by reserve id
     prices: tuple[PriceReading, ...]  # oracle prices with feed data
+    # Reserves whose getAssetPrice reverts at the block (source answer <= 0 and no fallback oracle): their price
+    # is 0 in ``market``; positions using them cannot be decided by the protocol and are left out (logged).
+    unpriced: frozenset[int] = frozenset()
     # eMode categories the positions read so far are in (filled by ``positions``, stored in the run's market state)
     emode_in_use: dict[int, AaveEModeCategory] = field(default_factory=dict)
 
@@ -123,14 +129,13 @@ class AaveV3Adapter(ProtocolAdapter):
         ids = [results[k * per].one()[7] for k in range(len(live))]
         reserves: list[AaveReserve | None] = [None] * (max(ids) + 1 if ids else 0)
         tokens: dict[int, AaveReserveTokens] = {}
+        failed: dict[int, str] = {}  # reserve id -> getAssetPrice error
         for k, (rid, asset) in enumerate(zip(ids, live, strict=True)):
             data_r, inc_r, debt_r, grace_r, price_r, src_r, sym_r = results[k * per : (k + 1) * per]
             data = data_r.one()
             configuration = data[0][0]
-            # A reserve whose price does not answer cannot be valued; the snapshot fails loudly
-            # rather than treating it as zero.
             if not price_r.ok:
-                raise DecodeError(f"AaveOracle.getAssetPrice({asset}) failed at block {n}: {price_r.error}")
+                failed[rid] = str(price_r.error)  # decided below, with the source's answer
             reserves[rid] = AaveReserve(
                 reserve_id=rid,
                 asset=asset,
@@ -138,7 +143,7 @@ class AaveV3Adapter(ProtocolAdapter):
                 configuration=configuration,
                 normalized_income=inc_r.one(),
                 normalized_debt=debt_r.one(),
-                price=price_r.one(),
+                price=price_r.one() if price_r.ok else 0,
                 grace_period_until=grace_r.value[0] if grace_r.ok else 0,  # absent before v3.1
             )
             tokens[rid] = AaveReserveTokens(
@@ -150,6 +155,14 @@ class AaveV3Adapter(ProtocolAdapter):
         if sentinel != ZERO_ADDRESS:
             sentinel_allows = bool(results[-1].value[0]) if results[-1].ok else False
         feeds = read_feeds(self.multicall, [t.source for t in tokens.values() if t.source and t.source != ZERO_ADDRESS], n)
+        for rid, error in failed.items():
+            # AaveOracle asks its fallback oracle when the source answers <= 0; without one (or when the fallback
+            # reverts too) getAssetPrice reverts, and so do getUserAccountData and liquidationCall of every user of
+            # the reserve: those positions are left out. Any other failure is not understood: the snapshot fails
+            # loudly rather than treating the price as zero.
+            feed = feeds.get(tokens[rid].source)
+            if feed is None or feed.answer > 0:
+                raise DecodeError(f"AaveOracle.getAssetPrice({reserves[rid].asset}) failed at block {n}: {error}")  # type: ignore[union-attr]
         prices = []
         for rid, reserve in enumerate(reserves):
             if reserve is None:
@@ -159,7 +172,7 @@ class AaveV3Adapter(ProtocolAdapter):
                 PriceReading(
                     asset=reserve.asset,
                     symbol=reserve.symbol,
-                    price=reserve.price,
+                    price=feed.answer if rid in failed and feed is not None else reserve.price,  # unpriced: the answer refused
                     price_decimals=len(str(base_unit)) - 1,
                     source=tokens[rid].source,
                     feed_answer=feed.answer if feed else None,
@@ -174,7 +187,7 @@ class AaveV3Adapter(ProtocolAdapter):
             block_timestamp=block.timestamp,
             sentinel_allows_liquidation=sentinel_allows,
         )
-        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices))
+        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices), unpriced=frozenset(failed))
 
     def log_filter(self, market: AaveMarketSnapshot) -> LogFilter:
         topics = [self.pool_abi.event(name).topic0 for name in _ACCOUNT_TOPIC]
@@ -234,7 +247,8 @@ class AaveV3Adapter(ProtocolAdapter):
         for k, account in enumerate(accounts):
             cfg_r, emode_r = results[2 * k], results[2 * k + 1]
             if not (cfg_r.ok and emode_r.ok):
-                raise DecodeError(f"Aave user reads failed for {account} at block {block}: {cfg_r.error or emode_r.error}")
+                self.unreadable(account, block, cfg_r.error or emode_r.error)  # left out, never read as empty
+                continue
             configuration = cfg_r.value[0][0]
             if configuration:
                 configs.append((account, configuration, emode_r.value[0]))
@@ -253,11 +267,29 @@ class AaveV3Adapter(ProtocolAdapter):
         balances = self.multicall.run(balance_calls, block)
         coll: list[dict[int, int]] = [{} for _ in configs]
         debt: list[dict[int, int]] = [{} for _ in configs]
+        unread: set[int] = set()
         for (u, rid, side), res in zip(keys, balances, strict=True):
             if not res.ok:
-                raise DecodeError(f"scaledBalanceOf failed for {configs[u][0]} reserve {rid} at block {block}: {res.error}")
+                if u not in unread:
+                    self.unreadable(configs[u][0], block, f"scaledBalanceOf, reserve {rid}: {res.error}")  # never a zero balance
+                unread.add(u)
+                continue
             (coll if side == "c" else debt)[u][rid] = res.value[0]
-        return [AaveUser(a, cfg, em, coll[u], debt[u]) for u, (a, cfg, em) in enumerate(configs)]
+        return [AaveUser(a, cfg, em, coll[u], debt[u]) for u, (a, cfg, em) in enumerate(configs) if u not in unread]
+
+    def _without_unpriced(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> list[AaveUser]:
+        """``users`` without those using a reserve whose price reverts (the protocol cannot decide them); logged."""
+        mask = 0
+        for rid in market.unpriced:
+            mask |= 0b11 << (2 * rid)  # borrowing and collateral bits: getUserAccountData prices either
+        kept = [u for u in users if not u.configuration & mask]
+        if len(kept) < len(users):
+            symbols = ", ".join(sorted(market.market.reserves[rid].symbol for rid in market.unpriced))  # type: ignore[union-attr]
+            log.warning(
+                "positions left out protocol=%s block=%d count=%d reason=%s",
+                self.name, block, len(users) - len(kept), f"AaveOracle.getAssetPrice reverts for {symbols} (source answer <= 0, no usable fallback oracle)",
+            )  # fmt: skip
+        return kept
 
     def with_emode(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> AaveMarket:
         """The market state with every eMode category the users are in."""
@@ -269,6 +301,8 @@ class AaveV3Adapter(ProtocolAdapter):
 
     def positions(self, market: AaveMarketSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
+        if market.unpriced:
+            users = self._without_unpriced(market, users, block.number)
         state = self.with_emode(market, users, block.number)
         market.emode_in_use.update(state.emode_categories)
         return [self.position_of(state, market, user, block) for user in users]
@@ -308,3 +342,49 @@ class AaveV3Adapter(ProtocolAdapter):
             },
             state=encode(user),
         )
+
+    # --- warm refresh (``indexer.warm``): the events that change positions, positions from kept state -------
+    def change_filter(self, market: AaveMarketSnapshot) -> LogFilter:
+        """Every event that can change an account's position (a superset of ``log_filter``): the Pool's user
+        events, and every balance event (Transfer, BalanceTransfer, Mint, Burn) of the aTokens and variable debt
+        tokens. Scaled balances change only through those (aTokens are transferable, and the liquidation
+        protocol fee and the treasury's accrual move aTokens too); the configuration bits change with a borrow or
+        a full repay (debt Mint / Burn), a collateral switch (ReserveUsedAsCollateral*) or a liquidation, the
+        eMode with UserEModeSet. Interest changes no scaled balance: it is in the indexes ``load_market`` reads."""
+        pool_events = (*_ACCOUNT_TOPIC, "ReserveUsedAsCollateralDisabled", "DeficitCreated")
+        topics = {self.pool_abi.event(name).topic0 for name in pool_events}
+        topics |= {self.atoken_abi.event(name).topic0 for name in _TOKEN_CHANGE_TOPICS}  # the debt token's have the same signatures
+        addresses = [market.pool] + [t.a_token for t in market.tokens.values()] + [t.variable_debt_token for t in market.tokens.values()]
+        return LogFilter(addresses=addresses, topics=[sorted(topics)])
+
+    def touched_accounts(self, logs: list[dict[str, Any]], first_block: int, block: BlockRef) -> set[AccountKey]:
+        """Accounts whose position the ``change_filter`` logs may have changed (in ``first_block .. block``)."""
+        where = {self.pool_abi.event(name).topic0: (i,) for name, i in _ACCOUNT_TOPIC.items()}
+        where[self.pool_abi.event("ReserveUsedAsCollateralDisabled").topic0] = (2,)  # user
+        where[self.pool_abi.event("DeficitCreated").topic0] = (1,)  # user
+        where.update({self.atoken_abi.event(name).topic0: idx for name, idx in _TOKEN_CHANGE_TOPICS.items()})
+        accounts: set[AccountKey] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            for i in where.get(topics[0].lower(), ()):
+                if i < len(topics):
+                    account = to_checksum_address("0x" + topics[i][-40:])
+                    if account != ZERO_ADDRESS:
+                        accounts.add(AccountKey(account))
+        return accounts
+
+    def read_states(self, market: AaveMarketSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, AaveUser]:
+        """The raw state (``AaveUser``) of each account with a position; accounts without one (or unreadable,
+        see ``unreadable``) are absent."""
+        return {AccountKey(u.account): u for u in self.read_users(market, sorted({k.account for k in keys}), block.number)}
+
+    def positions_from_states(self, market: AaveMarketSnapshot, known: set[AccountKey], states: dict[AccountKey, AaveUser], block: BlockRef) -> list[Position]:
+        """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``), at
+        ``market``: the same verdicts as ``positions`` gives for the accounts at that block when the states are
+        current. Keep in step with ``positions``."""
+        users = [states[k] for k in sorted(states)]
+        if market.unpriced:
+            users = self._without_unpriced(market, users, block.number)
+        state = self.with_emode(market, users, block.number)
+        market.emode_in_use.update(state.emode_categories)
+        return [self.position_of(state, market, user, block) for user in users]

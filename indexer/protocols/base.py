@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 from indexer.chain.multicall import Multicaller
-from indexer.chain.rpc import RpcClient
+from indexer.chain.rpc import UNREADABLE, RpcClient
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,15 @@ class ProtocolAdapter(ABC):
     @abstractmethod
     def prices(self, market: Any) -> list[PriceReading]:
         """The prices the verdicts used; called after ``positions`` for the same ``market``."""
+
+    def unreadable(self, account: str, block: int, error: str, *, market: str = "") -> None:
+        """A read of ``account``'s position failed inside aggregate3 (``CallResult.ok`` False: a sub-call reverted, or
+        ran out of gas even alone): the position is left out of this snapshot, never taken as zero. Logged, and
+        counted in the run's ``rpc_errors["unreadable"]``; the account stays known and the next run reads it again."""
+        log.warning(
+            "positions left out protocol=%s block=%d count=1 reason=unreadable account=%s market=%s error=%s", self.name, block, account, market or "-", error
+        )
+        self.rpc.count_failure(UNREADABLE)
 
     def market_state(self, market: Any) -> dict[str, Any]:
         """Market-wide inputs of the rule for ``Snapshot.market_state`` (JSON-able, by market id); called

@@ -51,6 +51,9 @@ class CometSnapshot:
     comet: str  # Comet address
     market: CometMarket  # state for the pure functions
     prices: tuple[PriceReading, ...]  # base and collateral prices with their feeds' data
+    # Tokens (base or collateral) whose getPrice reverts at the block (feed answer <= 0): price 0 in ``market``;
+    # positions whose verdict or values need them are left out (logged), as Comet itself cannot value them.
+    unpriced: frozenset[str] = frozenset()
 
 
 class CompoundV3Adapter(ProtocolAdapter):
@@ -83,8 +86,9 @@ class CompoundV3Adapter(ProtocolAdapter):
         )
         infos = [r.one() for r in second[:num_assets]]
         price_r, supply_rate_r, borrow_rate_r, sym_r, dec_r = second[num_assets:]
+        failed: dict[str, tuple[str, str]] = {}  # token -> (feed, getPrice error), decided with the feeds' answers below
         if not price_r.ok:
-            raise DecodeError(f"Comet.getPrice(base feed {base_feed}) failed at block {n}: {price_r.error}")
+            failed[base_token] = (base_feed, str(price_r.error))
         third = self.multicall.run(
             [Call(c, fn("getPrice"), (info[2],)) for info in infos]
             + [Call(info[1], self.erc20.fn(name)) for info in infos for name in ("symbol", "decimals")],
@@ -95,8 +99,7 @@ class CompoundV3Adapter(ProtocolAdapter):
             offset, asset, feed, scale, bcf, lcf, lf, cap = info
             p = third[i]
             if not p.ok:
-                # getPrice reverts on a non-positive answer, and so would isLiquidatable and absorb.
-                raise DecodeError(f"Comet.getPrice({feed}) for asset {asset} failed at block {n}: {p.error}")
+                failed[to_checksum_address(asset)] = (to_checksum_address(feed), str(p.error))
             sym, dec = third[num_assets + 2 * i], third[num_assets + 2 * i + 1]
             assets.append(
                 CometAsset(
@@ -110,7 +113,7 @@ class CompoundV3Adapter(ProtocolAdapter):
                     liquidate_collateral_factor=lcf,
                     liquidation_factor=lf,
                     supply_cap=cap,
-                    price=p.one(),
+                    price=p.one() if p.ok else 0,
                 )
             )
         supply_index, borrow_index, _tsi, _tbi, total_supply, total_borrow, last_accrual, pause_flags = totals
@@ -119,7 +122,7 @@ class CompoundV3Adapter(ProtocolAdapter):
             base_symbol=sym_r.value[0] if sym_r.ok else base_token[:8],
             base_decimals=dec_r.value[0] if dec_r.ok else len(str(base_scale)) - 1,
             base_scale=base_scale,
-            base_price=price_r.one(),
+            base_price=price_r.one() if price_r.ok else 0,
             base_borrow_min=borrow_min,
             base_supply_index=supply_index,
             base_borrow_index=borrow_index,
@@ -133,6 +136,12 @@ class CompoundV3Adapter(ProtocolAdapter):
             block_timestamp=block.timestamp,
         )
         feeds = read_feeds(self.multicall, [base_feed] + [a.price_feed for a in assets], n)
+        for token, (feed, error) in failed.items():
+            # getPrice reverts on a non-positive answer, and so would isLiquidatable and absorb of the accounts
+            # that reach it: those are left out (``positions``). Any other failure fails the snapshot loudly.
+            reading = feeds.get(feed)
+            if reading is None or reading.answer > 0:
+                raise DecodeError(f"Comet.getPrice({feed}) for {token} failed at block {n}: {error}")
         prices = []
         for token, symbol, feed, price in [(base_token, market.base_symbol, base_feed, market.base_price)] + [
             (a.asset, a.symbol, a.price_feed, a.price) for a in assets
@@ -142,14 +151,14 @@ class CompoundV3Adapter(ProtocolAdapter):
                 PriceReading(
                     asset=token,
                     symbol=symbol,
-                    price=price,
+                    price=reading.answer if token in failed and reading is not None else price,  # unpriced: the answer refused
                     price_decimals=8,
                     source=feed,
                     feed_answer=reading.answer if reading else None,
                     feed_updated_at=reading.updated_at if reading else None,
                 )
             )
-        return CometSnapshot(c, market, tuple(prices))
+        return CometSnapshot(c, market, tuple(prices), unpriced=frozenset(failed))
 
     def log_filter(self, market: CometSnapshot) -> LogFilter:
         return LogFilter(addresses=[market.comet], topics=[[self.abi.event(name).topic0 for name in _ACCOUNT_PARAMS]])
@@ -180,7 +189,8 @@ class CompoundV3Adapter(ProtocolAdapter):
         held: list[tuple[str, int, int]] = []
         for account, res in zip(accounts, basics, strict=True):
             if not res.ok:
-                raise DecodeError(f"Comet.userBasic({account}) failed at block {block}: {res.error}")
+                self.unreadable(account, block, f"Comet.userBasic: {res.error}")  # left out, never read as empty
+                continue
             principal, _index, _accrued, assets_in, reserved = res.value
             bits = assets_in | (reserved << 16)  # CometWithExtendedAssetList keeps offsets >= 16 in _reserved
             if principal != 0 or bits:
@@ -194,15 +204,39 @@ class CompoundV3Adapter(ProtocolAdapter):
                     keys.append((u, asset.offset))
         balances = self.multicall.run(calls, block)
         collateral: list[dict[int, int]] = [{} for _ in held]
+        unread: set[int] = set()
         for (u, offset), res in zip(keys, balances, strict=True):
             if not res.ok:
-                raise DecodeError(f"Comet.collateralBalanceOf({held[u][0]}) failed at block {block}: {res.error}")
+                if u not in unread:
+                    self.unreadable(held[u][0], block, f"Comet.collateralBalanceOf, asset offset {offset}: {res.error}")  # never a zero balance
+                unread.add(u)
+                continue
             collateral[u][offset] = res.value[0]
-        return [CometUser(a, p, bits, collateral[u]) for u, (a, p, bits) in enumerate(held)]
+        return [CometUser(a, p, bits, collateral[u]) for u, (a, p, bits) in enumerate(held) if u not in unread]
 
     def positions(self, market: CometSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
+        if market.unpriced:
+            users = self._without_unpriced(market, users, block.number)
         return [self.position_of(market.market, user, block) for user in users]
+
+    def _without_unpriced(self, snap: CometSnapshot, users: list[CometUser], block: int) -> list[CometUser]:
+        """``users`` without those needing a price Comet's getPrice refuses (logged): a borrower's verdict reads the
+        base price and its collateral prices, and every non-zero balance's value reads its price."""
+        m = snap.market
+        bad_bits = 0
+        for a in m.assets:
+            if a.asset in snap.unpriced:
+                bad_bits |= 1 << a.offset
+        base_bad = m.base_token in snap.unpriced
+        kept = [u for u in users if not (u.assets_in & bad_bits or (base_bad and u.principal != 0))]
+        if len(kept) < len(users):
+            symbols = ", ".join(sorted(a.symbol for a in m.assets if a.asset in snap.unpriced) + ([m.base_symbol] if base_bad else []))
+            log.warning(
+                "positions left out protocol=%s block=%d count=%d reason=%s",
+                self.name, block, len(users) - len(kept), f"Comet.getPrice reverts for {symbols} (feed answer <= 0)",
+            )  # fmt: skip
+        return kept
 
     def market_state(self, market: CometSnapshot) -> dict[str, Any]:
         """The Comet's state (assets and prices, base price, indexes, rates) under "" ."""
@@ -242,3 +276,64 @@ class CompoundV3Adapter(ProtocolAdapter):
             details=details,
             state=encode(user),
         )
+
+    # --- warm refresh (``indexer.warm``): the events that change positions, positions from kept state -------
+    def change_filter(self, market: CometSnapshot) -> LogFilter:
+        """Every event that can change an account's ``userBasic`` principal or collateral: the discovery events
+        are all of them (supply, withdraw, base transfer, collateral supply / withdraw / transfer, absorb).
+        Interest changes no principal: it is in the indexes ``load_market`` reads."""
+        return self.log_filter(market)
+
+    def touched_accounts(self, logs: list[dict[str, Any]], first_block: int, block: BlockRef) -> set[AccountKey]:
+        """Accounts whose position the ``change_filter`` logs may have changed: the parties ``accounts_from_logs``
+        names (the payer of a supply and the receiver of a withdrawal keep their position), and the parties of
+        the base transfers sent straight to the Comet in ``first_block .. block``.
+
+        Comet's ``transferBase`` emits ``Transfer`` only for the supply it moves: a base transfer in which the
+        sender borrows and the receiver repays changes both principals and emits no event at all. Such transfers
+        are found in the blocks' transactions (one batched ``eth_getBlockByNumber`` per refresh): calls of
+        ``transfer``, ``transferFrom``, ``transferAsset`` and ``transferAssetFrom`` to the Comet. A transfer made
+        by another contract (a bulker) is not seen there; the warm book's sample comparison and periodic full
+        reads are what finds those."""
+        return self.accounts_from_logs(logs) | self._direct_transfers(first_block, block.number)
+
+    def _direct_transfers(self, first: int, last: int) -> set[AccountKey]:
+        from eth_abi import decode as abi_decode
+        from eth_utils import keccak
+
+        signatures = {  # selector -> (argument types, indexes of the accounts in them; None: the transaction's sender)
+            "transfer(address,uint256)": (["address", "uint256"], (None, 0)),
+            "transferFrom(address,address,uint256)": (["address", "address", "uint256"], (0, 1)),
+            "transferAsset(address,address,uint256)": (["address", "address", "uint256"], (None, 0)),
+            "transferAssetFrom(address,address,address,uint256)": (["address", "address", "address", "uint256"], (0, 1)),
+        }
+        by_selector = {"0x" + keccak(text=sig)[:4].hex(): how for sig, how in signatures.items()}
+        comet = self.config.comet.lower()
+        accounts: set[AccountKey] = set()
+        for b in self.rpc.batch([("eth_getBlockByNumber", [hex(n), True]) for n in range(first, last + 1)]):
+            for tx in (b or {}).get("transactions", []):
+                data = tx.get("input") or tx.get("data") or "0x"
+                how = by_selector.get(data[:10].lower())
+                if how is None or (tx.get("to") or "").lower() != comet:
+                    continue
+                try:
+                    args = abi_decode(how[0], bytes.fromhex(data[10:]))
+                except Exception:  # noqa: BLE001  (malformed calldata: the call reverted, nothing moved)
+                    continue
+                for i in how[1]:
+                    account = to_checksum_address(tx["from"] if i is None else args[i])
+                    if account != ZERO_ADDRESS:
+                        accounts.add(AccountKey(account))
+        return accounts
+
+    def read_states(self, market: CometSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, CometUser]:
+        """The raw state (``CometUser``) of each account with a position; others (or unreadable ones) absent."""
+        return {AccountKey(u.account): u for u in self.read_users(market, sorted({k.account for k in keys}), block.number)}
+
+    def positions_from_states(self, market: CometSnapshot, known: set[AccountKey], states: dict[AccountKey, CometUser], block: BlockRef) -> list[Position]:
+        """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``):
+        the same verdicts when the states are current. Keep in step with ``positions``."""
+        users = [states[k] for k in sorted(states)]
+        if market.unpriced:
+            users = self._without_unpriced(market, users, block.number)
+        return [self.position_of(market.market, user, block) for user in users]

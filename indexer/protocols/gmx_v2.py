@@ -121,7 +121,10 @@ class GmxV2Adapter(ProtocolAdapter):
 
     # --- reads -------------------------------------------------------------------------------------
     def _unit_prices(self, snap: GmxSnapshot, tokens: list[str]) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[str, int]]]:
-        """(min, max) per smallest unit x 1e30 from the configured feeds, for tokens that have one."""
+        """(min, max) per smallest unit x 1e30 from the configured feeds, for tokens that have one.
+
+        A feed answering <= 0 gives no price (GMX's oracle refuses it: no order or liquidation executes in a
+        market using the token): its reading is stored, the token is left out of the prices."""
         feeds_cfg = {to_checksum_address(t): f for t, f in self.config.price_feeds.items()}
         fixed = {to_checksum_address(t): d for t, d in self.config.token_decimals.items()}
         tokens = [t for t in tokens if t in feeds_cfg]
@@ -135,13 +138,14 @@ class GmxV2Adapter(ProtocolAdapter):
         for t, dec_r, sym_r in zip(tokens, decimals, symbols, strict=True):
             feed = feeds.get(feeds_cfg[t])
             dec = fixed[t] if t in fixed else dec_r.one() if dec_r.ok else None
-            if feed is None or feed.answer <= 0 or dec is None:
+            if feed is None or dec is None:
                 why = "no decimals (a synthetic token? set token_decimals)" if dec is None else f"feed {feeds_cfg[t]}"
                 raise DecodeError(f"gmx {self.name}: no usable price for {t} at block {n} ({why})")
             exp = 30 - dec - feed.decimals
             mid = feed.answer * 10**exp if exp >= 0 else feed.answer // 10**-exp
-            out[t] = (mid * (10_000 - spread) // 10_000, -(-mid * (10_000 + spread) // 10_000))
             meta[t] = (sym_r.value[0] if sym_r.ok else t[:8], dec)
+            if feed.answer > 0:
+                out[t] = (mid * (10_000 - spread) // 10_000, -(-mid * (10_000 + spread) // 10_000))
             snap.prices.append(PriceReading(t, meta[t][0], mid, 30 - dec, feed.feed, feed.answer, feed.updated_at))
         return out, meta
 
@@ -157,7 +161,8 @@ class GmxV2Adapter(ProtocolAdapter):
         props = []
         for account, res in zip(owners, first[:-1], strict=True):
             if not res.ok:
-                raise DecodeError(f"Reader.getAccountPositions({account}) failed at block {n}: {res.error}")
+                self.unreadable(account, n, f"Reader.getAccountPositions: {res.error}")  # never "no positions"
+                continue
             props += [p for p in res.one() if p[1][0] > 0]  # sizeInUsd > 0
         markets = sorted({to_checksum_address(p[0][1]) for p in props})
         second = self.multicall.run(
@@ -180,6 +185,8 @@ class GmxV2Adapter(ProtocolAdapter):
         unit, meta = self._unit_prices(market, tokens)
         calls, metas = [], []
         unpriced: dict[str, set[str]] = {}
+        skipped = 0
+        refused = {t for t, (_sym, _dec) in meta.items() if t not in unit}  # feed answer <= 0
         for p in props:
             account, m, collateral = (to_checksum_address(a) for a in p[0])
             is_long = bool(p[2][0])
@@ -188,23 +195,30 @@ class GmxV2Adapter(ProtocolAdapter):
             missing = {t for t in (index, long_token, short_token, collateral) if t not in unit}
             if missing:
                 unpriced.setdefault(m, set()).update(missing)
+                skipped += 1
                 continue
             prices = (unit[index], unit[long_token], unit[short_token])
             calls.append(Call(r, self.reader_abi.fn("getPositionInfo"), (ds, self.config.referral_storage, key, prices, 0, ZERO_ADDRESS, True)))
             metas.append(_Meta(key, account, m, collateral, is_long, index, long_token, short_token))
         if unpriced:
             log.warning(
-                "gmx %s: skipped positions in %d market(s) with tokens that have no price_feeds entry: %s",
+                "positions left out protocol=%s block=%d count=%d reason=%s",
                 self.name,
-                len(unpriced),
-                "; ".join(f"market {m}: {', '.join(sorted(ts))}" for m, ts in sorted(unpriced.items())),
+                n,
+                skipped,
+                "tokens without a price (no price_feeds entry, or a feed answer <= 0 that GMX refuses): "
+                + "; ".join(f"market {m}: {', '.join(t + (' (answer <= 0)' if t in refused else '') for t in sorted(ts))}" for m, ts in sorted(unpriced.items())),
             )
         infos = self.multicall.run(calls, n)
         found: list[GmxPosition] = []
+        read: list[_Meta] = []  # the metas of ``found``, index for index
         for meta_p, res in zip(metas, infos, strict=True):
             if not res.ok:
-                raise DecodeError(f"Reader.getPositionInfo(0x{meta_p.key.hex()}) failed at block {n}: {res.error}")
+                self.unreadable(meta_p.account, n, f"Reader.getPositionInfo(0x{meta_p.key.hex()}): {res.error}", market=meta_p.market)  # never a zero position
+                continue
             found.append(self._from_info(res.value, meta_p, unit[meta_p.index], info[meta_p.market], min_collateral_usd))
+            read.append(meta_p)
+        metas = read
         liq_prices = self._liquidation_prices(found, metas, unit, info, n)
         mids = {pr.asset: pr.price for pr in market.prices}
         return [self.position_of(pos, meta, block, liq_prices.get(pos.key), mids) for pos in found]
@@ -345,3 +359,30 @@ class GmxV2Adapter(ProtocolAdapter):
             market=p.key,
             state=encode_state(p, oracle),
         )
+
+    # --- warm refresh (``indexer.warm``): the events that change positions, the positions' stored props ------
+    def change_filter(self, market: GmxSnapshot) -> LogFilter:
+        """Every event that can change an account's stored positions: PositionIncrease and PositionDecrease
+        (liquidations and ADL are decreases), the discovery events. Funding, borrowing, open interest and pool
+        amounts are market-wide (``indexer.warm.gmx`` reads them per market)."""
+        return self.log_filter(market)
+
+    def touched_accounts(self, logs: list[dict[str, Any]], first_block: int, block: BlockRef) -> set[AccountKey]:
+        """Accounts the ``change_filter`` logs name (topic 2 of EventLog1)."""
+        return self.accounts_from_logs(logs)
+
+    def read_states(self, market: GmxSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, tuple[Any, ...]]:
+        """``Reader.getAccountPositions(dataStore, account, 0, MAX_POSITIONS_PER_ACCOUNT)`` of each account with
+        at least one position, as decoded (the stored ``Position.Props``, what ``positions`` reads first);
+        accounts without (or unreadable, see ``unreadable``) are absent."""
+        owners = sorted({k.account for k in keys})
+        r, ds = self.config.reader, self.config.data_store
+        results = self.multicall.run([Call(r, self.reader_abi.fn("getAccountPositions"), (ds, a, 0, MAX_POSITIONS_PER_ACCOUNT)) for a in owners], block.number)
+        out: dict[AccountKey, tuple[Any, ...]] = {}
+        for account, res in zip(owners, results, strict=True):
+            if not res.ok:
+                self.unreadable(account, block.number, f"Reader.getAccountPositions: {res.error}")
+                continue
+            if res.one():
+                out[AccountKey(account)] = tuple(res.one())
+        return out

@@ -34,6 +34,16 @@ log = logging.getLogger(__name__)
 
 # Event -> indexed parameter naming the account that holds the position.
 _ACCOUNT_PARAM = {"Borrow": "onBehalf", "SupplyCollateral": "onBehalf"}
+# Event -> indexed parameter naming the account whose position it changes (``change_filter``).
+_CHANGE_PARAM = {
+    "Supply": "onBehalf",
+    "Withdraw": "onBehalf",
+    "Borrow": "onBehalf",
+    "Repay": "onBehalf",
+    "SupplyCollateral": "onBehalf",
+    "WithdrawCollateral": "onBehalf",
+    "Liquidate": "borrower",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +204,8 @@ class MorphoBlueAdapter(ProtocolAdapter):
         out = []
         for key, res in zip(keys, results, strict=True):
             if not res.ok:
-                raise DecodeError(f"Morpho.position({key.market}, {key.account}) failed at block {block.number}: {res.error}")
+                self.unreadable(key.account, block.number, f"Morpho.position: {res.error}", market=key.market)  # never an empty position
+                continue
             supply_shares, borrow_shares, collateral = res.value
             if supply_shares or borrow_shares or collateral:
                 pos = MorphoPosition(key.account, supply_shares, borrow_shares, collateral)
@@ -244,6 +255,88 @@ class MorphoBlueAdapter(ProtocolAdapter):
             state=encode(pos),
             market=m.market_id,
         )
+
+    # --- warm refresh (``indexer.warm``): the events that change positions, positions from kept state -------
+    def change_filter(self, market: MorphoSnapshot) -> LogFilter:
+        """Every event that can change a (market, account) position: supply and withdraw (supply shares),
+        borrow and repay, collateral supply and withdrawal, liquidation (the borrower), and ``AccrueInterest``,
+        which mints fee shares to the fee recipient. Interest changes no position: the totals it moves are read
+        per market (``read_markets``). Topic 1 is the market id in each, so configured ``markets`` filter here."""
+        topics: list[Any] = [[self.abi.event(name).topic0 for name in (*_CHANGE_PARAM, "AccrueInterest")]]
+        if self.config.markets:
+            topics.append(list(self.config.markets))
+        return LogFilter(addresses=[market.morpho], topics=topics)
+
+    def touched_accounts(self, logs: list[dict[str, Any]], first_block: int, block: BlockRef) -> set[AccountKey]:
+        """(account, market id) pairs whose position the ``change_filter`` logs may have changed. Fee shares
+        minted by ``AccrueInterest`` go to the fee recipient, which the event does not name: only when a log
+        minted some, ``feeRecipient()`` is read at ``block`` and at ``first_block - 1`` (remembered from the
+        previous call when it ended there), and both are touched in the markets concerned. (A recipient that held
+        the role only strictly inside the range is not seen; the warm book's sample comparison covers that.)"""
+        where = {self.abi.event(name).topic0: self.abi.event(name).topic_index(param) for name, param in _CHANGE_PARAM.items()}
+        accrue = self.abi.event("AccrueInterest").topic0
+        wanted = set(self.config.markets)
+        keys: set[AccountKey] = set()
+        fee_markets: set[str] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            if len(topics) < 2 or (wanted and topics[1].lower() not in wanted):
+                continue
+            t0, market_id = topics[0].lower(), topics[1].lower()
+            if t0 == accrue:
+                data = bytes.fromhex(entry["data"][2:])
+                if len(data) >= 96 and int.from_bytes(data[64:96], "big"):  # feeShares
+                    fee_markets.add(market_id)
+                continue
+            i = where.get(t0)
+            if i is not None and i < len(topics):
+                account = to_checksum_address("0x" + topics[i][-40:])
+                if account != ZERO_ADDRESS:
+                    keys.add(AccountKey(account, market_id))
+        if fee_markets:
+            recipients = {self._fee_recipient(first_block - 1), self._fee_recipient(block.number)}
+            keys |= {AccountKey(r, m) for r in recipients if r != ZERO_ADDRESS for m in fee_markets}
+        return keys
+
+    def _fee_recipient(self, block: int) -> str:
+        """``feeRecipient()`` at ``block`` (the public getter of the storage variable; not in the ABI file),
+        remembered for the last two blocks asked (a warm refresh asks for its first block - 1, the previous one's last)."""
+        from eth_utils import keccak
+
+        from indexer.chain.abi import Function
+
+        cache: dict[int, str] | None = getattr(self, "_fee_recipients", None)
+        if cache is None:
+            cache = self._fee_recipients = {}
+        if block not in cache:
+            fn = Function("feeRecipient", keccak(text="feeRecipient()")[:4], (), ("address",))
+            (res,) = self.multicall.run([Call(self.config.morpho, fn)], block)
+            cache[block] = to_checksum_address(res.one())
+            for old in sorted(cache)[:-2]:
+                del cache[old]
+        return cache[block]
+
+    def read_states(self, market: MorphoSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, MorphoPosition]:
+        """``position(id, account)`` of each key with a non-empty position (markets are not read: see
+        ``positions_from_states``); empty or unreadable positions are absent."""
+        keys = sorted(k for k in keys if k.market)
+        results = self.multicall.run([Call(market.morpho, self.abi.fn("position"), (bytes.fromhex(k.market[2:]), k.account)) for k in keys], block.number)
+        out: dict[AccountKey, MorphoPosition] = {}
+        for key, res in zip(keys, results, strict=True):
+            if not res.ok:
+                self.unreadable(key.account, block.number, f"Morpho.position: {res.error}", market=key.market)  # never an empty position
+                continue
+            supply_shares, borrow_shares, collateral = res.value
+            if supply_shares or borrow_shares or collateral:
+                out[key] = MorphoPosition(key.account, supply_shares, borrow_shares, collateral)
+        return out
+
+    def positions_from_states(self, market: MorphoSnapshot, known: set[AccountKey], states: dict[AccountKey, MorphoPosition], block: BlockRef) -> list[Position]:
+        """``positions`` of the ``known`` keys from their states read before (``read_states``, kept by
+        ``indexer.warm``): the markets of every known key are read at the snapshot's block, as ``positions`` reads
+        them, and each position is decided there. Keep in step with ``positions``."""
+        self.read_markets(market, sorted({k.market for k in known if k.market}))
+        return [self.position_of(market.markets[k.market], states[k], block) for k in sorted(states) if k.market in market.markets]
 
 
 def _symbol(meta: tuple[Any, Any], token: str) -> str:

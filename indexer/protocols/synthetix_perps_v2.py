@@ -23,6 +23,7 @@ from indexer.chain.multicall import Call
 from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
+from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter
 from indexer.risk.reprice.synthetix_perps_v2 import evaluation
 from indexer.risk.state import encode
@@ -78,6 +79,9 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
             second_calls.append(Call(m, fn("fundingSequence"), (v["fundingSequenceLength"][0] - 1,)))
             second_calls += [Call(settings, sfn(name), (key,)) for name in _KEYED_SETTINGS]
         second = self.multicall.run(second_calls, n)
+        # The configured Chainlink feed behind a market's rate only dates its price (the 'stale' label).
+        feed_of = {to_checksum_address(m): to_checksum_address(f) for m, f in self.config.price_feeds.items()}
+        feeds = read_feeds(self.multicall, [feed_of[m] for m in markets if m in feed_of], n)
         out: dict[str, PerpsMarket] = {}
         prices = []
         step = 1 + len(_KEYED_SETTINGS)
@@ -107,7 +111,8 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
             if invalid:
                 log.warning("perps %s: market %s (%s) reports an invalid price at block %d; canLiquidate is false there", self.name, m, market.base_asset, n)
             out[m] = market
-            prices.append(PriceReading(m, market.base_asset, price, 18, m, None, None))
+            feed = feeds.get(feed_of.get(m, ""))
+            prices.append(PriceReading(m, market.base_asset, price, 18, m, feed.answer if feed else None, feed.updated_at if feed else None))
         return PerpsSnapshot(out, tuple(prices))
 
     def log_filter(self, market: PerpsSnapshot) -> LogFilter:
@@ -141,15 +146,19 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
         for j, key in enumerate(keys):
             pos_r, flag_r = results[2 * j], results[2 * j + 1]
             if not (pos_r.ok and flag_r.ok):
-                raise DecodeError(f"PerpsV2 positions({key.account}) on {key.market} failed at block {block.number}: {pos_r.error or flag_r.error}")
+                self.unreadable(key.account, block.number, f"PerpsV2 positions/isFlagged: {pos_r.error or flag_r.error}", market=key.market)  # never an empty position
+                continue
             pid, last_index, margin, last_price, size = pos_r.one()
             if size or margin:
                 raw.append((key, pid, last_index, margin, last_price, size, bool(flag_r.one())))
         wanted = sorted({(key.market, idx) for key, _, idx, *_ in raw})
         entries_r = self.multicall.run([Call(m, fn("fundingSequence"), (idx,)) for m, idx in wanted], block.number)
-        entries = {w: r.one() for w, r in zip(wanted, entries_r, strict=True)}
+        entries = {w: r.one() for w, r in zip(wanted, entries_r, strict=True) if r.ok}
         out = []
         for key, pid, last_index, margin, last_price, size, flagged in raw:
+            if (key.market, last_index) not in entries:
+                self.unreadable(key.account, block.number, f"PerpsV2 fundingSequence({last_index}) failed", market=key.market)
+                continue
             p = PerpsPosition(key.account, pid, last_index, margin, last_price, size, entries[(key.market, last_index)])
             out.append(self.position_of(market.markets[key.market], p, flagged, block))
         return out
@@ -194,3 +203,76 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
             market=m.address,
             state=encode(p),
         )
+
+    # --- warm refresh (``indexer.warm``): the events that change positions, positions from kept state -------
+    def change_filter(self, market: PerpsSnapshot) -> LogFilter:
+        """Every event that can change an account's ``positions(account)`` or ``isFlagged(account)`` in a market:
+        ``PositionModified`` (trades, margin transfers, liquidations), ``MarginTransferred``, ``PositionFlagged`` and
+        ``PositionLiquidated``. Funding changes no position: the sequence entry a position points at never
+        changes, and the market's latest entry and funding rate are read by ``load_market``."""
+        names = ("PositionModified", "MarginTransferred", "PositionFlagged", "PositionLiquidated")
+        return LogFilter(addresses=list(market.markets), topics=[[self.abi.event(name).topic0 for name in names]])
+
+    def touched_accounts(self, logs: list[dict[str, Any]], first_block: int, block: BlockRef) -> set[AccountKey]:
+        """(account, market proxy) pairs the ``change_filter`` logs name: an indexed topic in ``PositionModified``
+        and ``MarginTransferred``, a data word in ``PositionFlagged`` and ``PositionLiquidated`` (not indexed)."""
+        where: dict[str, tuple[str, int]] = {}
+        for name in ("PositionModified", "MarginTransferred"):
+            ev = self.abi.event(name)
+            where[ev.topic0] = ("topic", ev.topic_index("account"))
+        for name in ("PositionFlagged", "PositionLiquidated"):
+            ev = self.abi.event(name)
+            where[ev.topic0] = ("data", [n for n, _ in ev.data].index("account"))
+        keys: set[AccountKey] = set()
+        for entry in logs:
+            topics = entry["topics"]
+            how = where.get(topics[0].lower())
+            if how is None:
+                continue
+            kind, i = how
+            if kind == "topic":
+                if i >= len(topics):
+                    continue
+                word = topics[i]
+            else:
+                data = entry["data"][2:]
+                word = data[64 * i : 64 * (i + 1)]
+                if len(word) < 64:
+                    continue
+            account = to_checksum_address("0x" + word[-40:])
+            if account != ZERO_ADDRESS:
+                keys.add(AccountKey(account, to_checksum_address(entry["address"])))
+        return keys
+
+    def read_states(self, market: PerpsSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, tuple[PerpsPosition, bool]]:
+        """(``PerpsPosition`` with its funding entry, ``isFlagged``) of each key with a position (size or margin)
+        in a configured market; others (or unreadable ones) absent. The reads of ``positions``."""
+        keys = [k for k in sorted(keys) if k.market in market.markets]
+        fn = self.abi.fn
+        results = self.multicall.run([Call(k.market, fn(name), (k.account,)) for k in keys for name in ("positions", "isFlagged")], block.number)
+        raw = []
+        for j, key in enumerate(keys):
+            pos_r, flag_r = results[2 * j], results[2 * j + 1]
+            if not (pos_r.ok and flag_r.ok):
+                self.unreadable(key.account, block.number, f"PerpsV2 positions/isFlagged: {pos_r.error or flag_r.error}", market=key.market)
+                continue
+            pid, last_index, margin, last_price, size = pos_r.one()
+            if size or margin:
+                raw.append((key, pid, last_index, margin, last_price, size, bool(flag_r.one())))
+        wanted = sorted({(key.market, idx) for key, _, idx, *_ in raw})
+        entries_r = self.multicall.run([Call(m, fn("fundingSequence"), (idx,)) for m, idx in wanted], block.number)
+        entries = {w: r.one() for w, r in zip(wanted, entries_r, strict=True) if r.ok}
+        out: dict[AccountKey, tuple[PerpsPosition, bool]] = {}
+        for key, pid, last_index, margin, last_price, size, flagged in raw:
+            if (key.market, last_index) not in entries:
+                self.unreadable(key.account, block.number, f"PerpsV2 fundingSequence({last_index}) failed", market=key.market)
+                continue
+            out[key] = (PerpsPosition(key.account, pid, last_index, margin, last_price, size, entries[(key.market, last_index)]), flagged)
+        return out
+
+    def positions_from_states(
+        self, market: PerpsSnapshot, known: set[AccountKey], states: dict[AccountKey, tuple[PerpsPosition, bool]], block: BlockRef
+    ) -> list[Position]:
+        """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``) at
+        ``market``: the same verdicts when the states are current (a position's funding entry never changes)."""
+        return [self.position_of(market.markets[k.market], p, flagged, block) for k, (p, flagged) in sorted(states.items()) if k.market in market.markets]

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from indexer.constants import UINT256_MAX, USD_SCALE, WAD
 from indexer.domain import AccountKey, Snapshot
@@ -291,6 +291,7 @@ class PositionRow:
     block_timestamp: int  # timestamp of the run's block
     legs: list[dict[str, Any]]  # per-asset detail
     details: dict[str, str]  # protocol-specific extras (verdict reason, market parameters)
+    price_quality: str = "ok"  # labels of the prices the verdict used ("ok", or e.g. "stale"; ``pricing.quality``)
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` object: health factor as an integer string (x 1e18) or "inf"."""
@@ -303,6 +304,7 @@ class PositionRow:
             "health_factor": "inf" if self.health_factor == UINT256_MAX else str(self.health_factor),
             "health_factor_float": None if self.health_factor == UINT256_MAX else self.health_factor / WAD,
             "liquidatable": self.liquidatable,
+            "price_quality": self.price_quality,
             "collateral_usd": self.collateral_usd / USD_SCALE,
             "debt_usd": self.debt_usd / USD_SCALE,
             "nlv_usd": self.nlv_usd / USD_SCALE,
@@ -334,15 +336,27 @@ def position_row(pos: Any, run: SnapshotRun) -> PositionRow:
         block_timestamp=run.block_timestamp,
         legs=json.loads(pos.legs),
         details=json.loads(pos.details),
+        price_quality=getattr(pos, "price_quality", "ok"),  # plain rows that leave the column out: "ok"
     )
 
 
 def latest_run_ids(session: Session, protocol: str | None = None) -> list[int]:
-    """The newest canonical run of each protocol instance (of each of its account shards, if sharded)."""
-    query = select(func.max(SnapshotRun.id)).where(SnapshotRun.status == "canonical").group_by(SnapshotRun.protocol, SnapshotRun.shard)
+    """The newest canonical run of each protocol instance (of each of its account shards, if sharded).
+
+    Newest means the highest block, then the highest id: a block snapshotted again after a reorg (or with
+    ``--block``) gets a larger id than the runs of later blocks, and must not pass for current. Orphaned runs
+    never count.
+    """
+    rank = (
+        func.row_number()
+        .over(partition_by=(SnapshotRun.protocol, SnapshotRun.shard), order_by=(col(SnapshotRun.block_number).desc(), col(SnapshotRun.id).desc()))
+        .label("rank")
+    )
+    ranked = select(SnapshotRun.id, rank).where(SnapshotRun.status == "canonical")
     if protocol is not None:
-        query = query.where(SnapshotRun.protocol == protocol)
-    return [i for i in session.exec(query).all() if i is not None]
+        ranked = ranked.where(SnapshotRun.protocol == protocol)
+    sub = ranked.subquery()
+    return sorted(int(i) for i in session.exec(select(sub.c.id).where(sub.c.rank == 1)).all() if i is not None)
 
 
 def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limit: int | None = None) -> list[PositionRow]:
@@ -366,13 +380,13 @@ def at_risk(engine: Engine, below_wad: int, *, protocol: str | None = None, limi
 
 
 def account_positions(engine: Engine, account: str) -> tuple[list[PositionRow], list[PositionRow]]:
-    """(latest position per protocol, full history oldest first) of one account."""
+    """(latest position per protocol, full history oldest first: by block, then run) of one account, canonical runs only."""
     with Session(engine) as session:
         query = (
             select(PositionSnapshot, SnapshotRun)
             .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)  # type: ignore[arg-type]
             .where(PositionSnapshot.account == account, SnapshotRun.status == "canonical")
-            .order_by(SnapshotRun.id)  # type: ignore[arg-type]
+            .order_by(col(SnapshotRun.block_number), col(SnapshotRun.id))
         )
         history = [position_row(p, r) for p, r in session.exec(query).all()]
         latest_ids = set(latest_run_ids(session))

@@ -92,7 +92,9 @@ def history_page(engine: Engine, account: str, *, limit: int, offset: int) -> tu
             .where(PositionSnapshot.account == account, SnapshotRun.status == "canonical")
         )
         total = session.exec(select(func.count()).select_from(base.subquery())).one()
-        page = session.exec(base.order_by(col(SnapshotRun.id).desc(), col(PositionSnapshot.market)).offset(offset).limit(limit)).all()
+        # Newest block first (a block snapshotted again after a reorg has a larger run id than later blocks).
+        order = (col(SnapshotRun.block_number).desc(), col(SnapshotRun.id).desc(), col(PositionSnapshot.market))
+        page = session.exec(base.order_by(*order).offset(offset).limit(limit)).all()
         return int(total), [position_row(p, r) for p, r in page]
 
 
@@ -264,6 +266,7 @@ class Verdict:
     protocol: str  # protocol instance
     health_factor: int  # WAD; UINT256_MAX without debt
     liquidatable: bool  # the protocol's verdict
+    price_quality: str = "ok"  # labels of the prices the verdict used (``pricing.quality``)
 
 
 def latest_verdicts(engine: Engine, protocol: str | None = None) -> list[Verdict]:
@@ -273,8 +276,8 @@ def latest_verdicts(engine: Engine, protocol: str | None = None) -> list[Verdict
         if not ids:
             return []
         rows = session.exec(
-            select(SnapshotRun.chain, PositionSnapshot.protocol, PositionSnapshot.health_factor, PositionSnapshot.liquidatable)  # type: ignore[call-overload]
+            select(SnapshotRun.chain, PositionSnapshot.protocol, PositionSnapshot.health_factor, PositionSnapshot.liquidatable, PositionSnapshot.price_quality)  # type: ignore[call-overload]
             .join(SnapshotRun, PositionSnapshot.run_id == SnapshotRun.id)
             .where(col(PositionSnapshot.run_id).in_(ids))
         ).all()
-    return [Verdict(c, p, hf, bool(liq)) for c, p, hf, liq in rows]
+    return [Verdict(c, p, hf, bool(liq), quality) for c, p, hf, liq, quality in rows]

@@ -3,7 +3,7 @@
 A run older than the cutoff (by its block timestamp) is deleted unless it is
 - the newest canonical run of its (protocol, shard) in its thinning bucket (``thin_seconds`` wide, by block
   timestamp), or
-- the run that holds the latest stored position of some (protocol, account, market): an account that left
+- the run that holds the latest canonical position of some (protocol, account, market): an account that left
   the protocol long ago still shows its last position (``indexer account``), and ``at-risk`` reads the
   newest runs, which are never older than the cutoff's buckets' keepers.
 Its position and price rows go with it, in one transaction.
@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -38,6 +39,21 @@ class PruneResult:
     cutoff_timestamp: int
 
 
+def _latest_position_runs(session: Session) -> set[int]:
+    """The runs holding the latest canonical position of each (protocol, account, market): highest block, then
+    highest run id (a block snapshotted again after a reorg has a larger id than later blocks). Orphaned runs
+    hold no account's latest position."""
+    p = PositionSnapshot.__table__.c  # type: ignore[attr-defined]
+    rank = func.row_number().over(partition_by=(p.protocol, p.account, p.market), order_by=(p.block_number.desc(), p.run_id.desc())).label("rank")
+    ranked = (
+        sa_select(p.run_id, rank)
+        .join(SnapshotRun.__table__, SnapshotRun.__table__.c.id == p.run_id)  # type: ignore[attr-defined]
+        .where(SnapshotRun.__table__.c.status == "canonical")  # type: ignore[attr-defined]
+        .subquery()
+    )
+    return {int(r) for r in session.connection().execute(sa_select(ranked.c.run_id).where(ranked.c.rank == 1).distinct()).scalars()}
+
+
 def prune(engine: Engine, *, keep_days: float, thin_seconds: int, now: int | None = None, dry_run: bool = False) -> PruneResult:
     """Delete old runs as the module says; ``dry_run`` counts without deleting."""
     if keep_days < 0 or thin_seconds <= 0:
@@ -48,11 +64,7 @@ def prune(engine: Engine, *, keep_days: float, thin_seconds: int, now: int | Non
             runs = session.exec(
                 select(SnapshotRun.id, SnapshotRun.protocol, SnapshotRun.shard, SnapshotRun.block_timestamp, SnapshotRun.block_number, SnapshotRun.status)
             ).all()
-            latest_rows = set(
-                session.exec(
-                    select(func.max(PositionSnapshot.run_id)).group_by(PositionSnapshot.protocol, PositionSnapshot.account, PositionSnapshot.market)
-                ).all()
-            )
+            latest_rows = _latest_position_runs(session)
             keepers: dict[tuple[str, int, int], tuple[int, int]] = {}
             old: list[int] = []
             for run_id, protocol, shard, ts, number, status in runs:

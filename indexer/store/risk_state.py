@@ -63,7 +63,7 @@ def latest_positions(engine: Engine, *, protocol: str | None = None, account: st
             # Plain rows, not ORM objects: ten thousand positions are read without building an instance each.
             query = sa_select(
                 p.run_id, p.account, p.market, p.protocol, p.health_factor, p.liquidatable, p.collateral_usd, p.debt_usd, p.nlv_usd,
-                p.price_drop_to_liquidation, p.block_number, p.legs, p.details, p.state,
+                p.price_drop_to_liquidation, p.block_number, p.legs, p.details, p.state, p.price_quality,
             ).where(p.run_id.in_(run_ids))
             if account is not None:
                 query = query.where(p.account == account)

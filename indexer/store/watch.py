@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from indexer.errors import StoreError
@@ -67,12 +68,28 @@ def alert_states(engine: Engine) -> dict[str, AlertState]:
         raise _failed("reading the alert states", exc) from None
 
 
-def save_evaluation(engine: Engine, states: list[AlertState], alerts: list[Alert]) -> list[Alert]:
-    """Store the new states and alerts in one transaction; returns the alerts with their ids."""
+def save_evaluation(engine: Engine, states: list[AlertState], alerts: list[Alert], held: Mapping[str, str | None]) -> list[Alert] | None:
+    """Store the new states and alerts in one transaction; returns the alerts with their ids.
+
+    ``held`` is the tier each address's state had when the evaluation read it (None: no state yet). A state is
+    written only where its row still holds that tier (compare-and-set): when another evaluation (another job's
+    thread or process) changed one since, nothing is written and None is returned, so that the caller evaluates
+    again instead of raising the same alert twice.
+    """
     try:
         with Session(engine) as session:
             for state in states:
-                session.merge(state)
+                before = held.get(state.address)
+                if before is None:
+                    session.add(state)  # a second insert of the address fails on its primary key
+                    continue
+                changed = session.execute(
+                    update(AlertState)
+                    .where(AlertState.address == state.address, AlertState.tier == before)  # type: ignore[arg-type]
+                    .values(tier=state.tier, last_alert_at=state.last_alert_at, updated_at=state.updated_at)
+                )
+                if changed.rowcount != 1:  # type: ignore[attr-defined]
+                    return None  # closing the session rolls back what this evaluation wrote
             for alert in alerts:
                 session.add(alert)
             session.commit()
@@ -80,6 +97,8 @@ def save_evaluation(engine: Engine, states: list[AlertState], alerts: list[Alert
                 session.refresh(alert)
                 session.expunge(alert)
             return alerts
+    except IntegrityError:  # another evaluation inserted an address's first state since this one read none
+        return None
     except SQLAlchemyError as exc:
         raise _failed("writing the alerts", exc) from None
 
