@@ -23,7 +23,7 @@ from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
-from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
 from indexer.risk.aave_v3 import AaveEModeCategory, AaveMarket, AaveReserve, AaveUser, price_drop_to_liquidation
 from indexer.risk.reprice.aave_v3 import evaluate_aave
 from indexer.risk.state import encode
@@ -300,12 +300,7 @@ class AaveV3Adapter(ProtocolAdapter):
         return replace(market.market, emode_categories=cats)
 
     def positions(self, market: AaveMarketSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
-        users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
-        if market.unpriced:
-            users = self._without_unpriced(market, users, block.number)
-        state = self.with_emode(market, users, block.number)
-        market.emode_in_use.update(state.emode_categories)
-        return [self.position_of(state, market, user, block) for user in users]
+        return self.positions_from_states(market, set(accounts), self.read_states(market, accounts, block), block)  # the warm refresh's two halves
 
     def market_state(self, market: AaveMarketSnapshot) -> dict[str, Any]:
         """The pool's state (every reserve with its price and indexes, the eMode categories in use) under "" ."""
@@ -363,15 +358,7 @@ class AaveV3Adapter(ProtocolAdapter):
         where[self.pool_abi.event("ReserveUsedAsCollateralDisabled").topic0] = (2,)  # user
         where[self.pool_abi.event("DeficitCreated").topic0] = (1,)  # user
         where.update({self.atoken_abi.event(name).topic0: idx for name, idx in _TOKEN_CHANGE_TOPICS.items()})
-        accounts: set[AccountKey] = set()
-        for entry in logs:
-            topics = entry["topics"]
-            for i in where.get(topics[0].lower(), ()):
-                if i < len(topics):
-                    account = to_checksum_address("0x" + topics[i][-40:])
-                    if account != ZERO_ADDRESS:
-                        accounts.add(AccountKey(account))
-        return accounts
+        return accounts_in_topics(logs, where)
 
     def read_states(self, market: AaveMarketSnapshot, keys: list[AccountKey], block: BlockRef) -> dict[AccountKey, AaveUser]:
         """The raw state (``AaveUser``) of each account with a position; accounts without one (or unreadable,
@@ -381,7 +368,7 @@ class AaveV3Adapter(ProtocolAdapter):
     def positions_from_states(self, market: AaveMarketSnapshot, known: set[AccountKey], states: dict[AccountKey, AaveUser], block: BlockRef) -> list[Position]:
         """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``), at
         ``market``: the same verdicts as ``positions`` gives for the accounts at that block when the states are
-        current. Keep in step with ``positions``."""
+        current. ``positions`` is ``read_states`` then this."""
         users = [states[k] for k in sorted(states)]
         if market.unpriced:
             users = self._without_unpriced(market, users, block.number)

@@ -7,8 +7,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import UNREADABLE, RpcClient
+from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,19 @@ class LogFilter:
 
     addresses: list[str]  # contracts emitting the events
     topics: list[Any]  # topic filter, e.g. [[topic0, ...]]
+
+
+def accounts_in_topics(logs: list[dict[str, Any]], where: dict[str, tuple[int, ...] | list[int]]) -> set[AccountKey]:
+    """The non-zero addresses in the topics ``where[topic0]`` names (indexes into ``topics``) of each log."""
+    accounts: set[AccountKey] = set()
+    for entry in logs:
+        topics = entry["topics"]
+        for i in where.get(topics[0].lower(), ()):
+            if i < len(topics):
+                account = to_checksum_address("0x" + topics[i][-40:])
+                if account != ZERO_ADDRESS:
+                    accounts.add(AccountKey(account))
+    return accounts
 
 
 class ProtocolAdapter(ABC):

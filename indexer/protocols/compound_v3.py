@@ -24,7 +24,7 @@ from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
-from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
 from indexer.risk.comet import CometAsset, CometMarket, CometUser, liquidation_price, price_drop_to_liquidation
 from indexer.risk.reprice.compound_v3 import evaluate_comet
 from indexer.risk.state import encode
@@ -168,15 +168,7 @@ class CompoundV3Adapter(ProtocolAdapter):
         for name, params in _ACCOUNT_PARAMS.items():
             ev = self.abi.event(name)
             where[ev.topic0] = [ev.topic_index(p) for p in params]
-        accounts: set[AccountKey] = set()
-        for entry in logs:
-            topics = entry["topics"]
-            for i in where.get(topics[0].lower(), ()):
-                if i < len(topics):
-                    account = to_checksum_address("0x" + topics[i][-40:])
-                    if account != ZERO_ADDRESS:
-                        accounts.add(AccountKey(account))
-        return accounts
+        return accounts_in_topics(logs, where)
 
     def prices(self, market: CometSnapshot) -> list[PriceReading]:
         return list(market.prices)
@@ -215,10 +207,7 @@ class CompoundV3Adapter(ProtocolAdapter):
         return [CometUser(a, p, bits, collateral[u]) for u, (a, p, bits) in enumerate(held) if u not in unread]
 
     def positions(self, market: CometSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
-        users = self.read_users(market, sorted({k.account for k in accounts}), block.number)
-        if market.unpriced:
-            users = self._without_unpriced(market, users, block.number)
-        return [self.position_of(market.market, user, block) for user in users]
+        return self.positions_from_states(market, set(accounts), self.read_states(market, accounts, block), block)  # the warm refresh's two halves
 
     def _without_unpriced(self, snap: CometSnapshot, users: list[CometUser], block: int) -> list[CometUser]:
         """``users`` without those needing a price Comet's getPrice refuses (logged): a borrower's verdict reads the
@@ -332,7 +321,7 @@ class CompoundV3Adapter(ProtocolAdapter):
 
     def positions_from_states(self, market: CometSnapshot, known: set[AccountKey], states: dict[AccountKey, CometUser], block: BlockRef) -> list[Position]:
         """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``):
-        the same verdicts when the states are current. Keep in step with ``positions``."""
+        the same verdicts when the states are current. ``positions`` is ``read_states`` then this."""
         users = [states[k] for k in sorted(states)]
         if market.unpriced:
             users = self._without_unpriced(market, users, block.number)

@@ -197,20 +197,7 @@ class MorphoBlueAdapter(ProtocolAdapter):
 
     # --- positions ---------------------------------------------------------------------------------
     def positions(self, market: MorphoSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
-        keys = sorted(k for k in accounts if k.market)
-        self.read_markets(market, sorted({k.market for k in keys}))
-        keys = [k for k in keys if k.market in market.markets]
-        results = self.multicall.run([Call(market.morpho, self.abi.fn("position"), (bytes.fromhex(k.market[2:]), k.account)) for k in keys], block.number)
-        out = []
-        for key, res in zip(keys, results, strict=True):
-            if not res.ok:
-                self.unreadable(key.account, block.number, f"Morpho.position: {res.error}", market=key.market)  # never an empty position
-                continue
-            supply_shares, borrow_shares, collateral = res.value
-            if supply_shares or borrow_shares or collateral:
-                pos = MorphoPosition(key.account, supply_shares, borrow_shares, collateral)
-                out.append(self.position_of(market.markets[key.market], pos, block))
-        return out
+        return self.positions_from_states(market, set(accounts), self.read_states(market, accounts, block), block)  # the warm refresh's two halves
 
     def market_state(self, market: MorphoSnapshot) -> dict[str, Any]:
         """Per market id read: its state, tokens and the loan's USD answer (``MorphoPricedMarket``)."""
@@ -334,7 +321,7 @@ class MorphoBlueAdapter(ProtocolAdapter):
     def positions_from_states(self, market: MorphoSnapshot, known: set[AccountKey], states: dict[AccountKey, MorphoPosition], block: BlockRef) -> list[Position]:
         """``positions`` of the ``known`` keys from their states read before (``read_states``, kept by
         ``indexer.warm``): the markets of every known key are read at the snapshot's block, as ``positions`` reads
-        them, and each position is decided there. Keep in step with ``positions``."""
+        them, and each position is decided there. ``positions`` is ``read_states`` then this."""
         self.read_markets(market, sorted({k.market for k in known if k.market}))
         return [self.position_of(market.markets[k.market], states[k], block) for k in sorted(states) if k.market in market.markets]
 

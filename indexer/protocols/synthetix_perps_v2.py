@@ -139,29 +139,7 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
         return {address: encode(m) for address, m in market.markets.items()}
 
     def positions(self, market: PerpsSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
-        keys = [k for k in sorted(accounts) if k.market in market.markets]
-        fn = self.abi.fn
-        results = self.multicall.run([Call(k.market, fn(name), (k.account,)) for k in keys for name in ("positions", "isFlagged")], block.number)
-        raw = []
-        for j, key in enumerate(keys):
-            pos_r, flag_r = results[2 * j], results[2 * j + 1]
-            if not (pos_r.ok and flag_r.ok):
-                self.unreadable(key.account, block.number, f"PerpsV2 positions/isFlagged: {pos_r.error or flag_r.error}", market=key.market)  # never an empty position
-                continue
-            pid, last_index, margin, last_price, size = pos_r.one()
-            if size or margin:
-                raw.append((key, pid, last_index, margin, last_price, size, bool(flag_r.one())))
-        wanted = sorted({(key.market, idx) for key, _, idx, *_ in raw})
-        entries_r = self.multicall.run([Call(m, fn("fundingSequence"), (idx,)) for m, idx in wanted], block.number)
-        entries = {w: r.one() for w, r in zip(wanted, entries_r, strict=True) if r.ok}
-        out = []
-        for key, pid, last_index, margin, last_price, size, flagged in raw:
-            if (key.market, last_index) not in entries:
-                self.unreadable(key.account, block.number, f"PerpsV2 fundingSequence({last_index}) failed", market=key.market)
-                continue
-            p = PerpsPosition(key.account, pid, last_index, margin, last_price, size, entries[(key.market, last_index)])
-            out.append(self.position_of(market.markets[key.market], p, flagged, block))
-        return out
+        return self.positions_from_states(market, set(accounts), self.read_states(market, accounts, block), block)  # the warm refresh's two halves
 
     def position_of(self, m: PerpsMarket, p: PerpsPosition, flagged: bool, block: BlockRef) -> Position:
         v, ev = evaluation(m, p)  # the same code the stored position's model recomputes it with

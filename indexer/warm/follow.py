@@ -1,0 +1,201 @@
+"""``WarmIndexer``: follow one protocol instance block by block, a warm refresh and a stored snapshot per block.
+
+Start: pin the block (head - confirmations), discover accounts since the stored checkpoint as ``indexer run``
+does, read every known account (the warm book's full read) and store the snapshot. Then, per new block: pin it,
+check that it extends the book's block (its parent hash; otherwise a reorg: start again at the new block),
+``WarmBook.refresh`` (market state, the block's events, the accounts they name, a sample), label the prices as
+the pipeline does and store the snapshot (``store.db.write_snapshot``: positions with their raw state, the market
+state, new accounts, the checkpoint at the block), then the watchlist alerts.
+
+>>> # warm = WarmIndexer(settings, settings.protocols[0], make_engine(settings.database_url))
+>>> # warm.start(); warm.follow(poll_seconds=2.0)   # one stored snapshot per block, until stopped
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+
+from sqlalchemy import Engine
+
+from indexer.chain.logs import scan_logs
+from indexer.chain.reorg import canonical_hashes
+from indexer.chain.multicall import Multicaller
+from indexer.chain.rpc import RpcClient
+from indexer.config import ProtocolConfig, Settings
+from indexer.domain import AccountKey, BlockRef, Snapshot
+from indexer.errors import ConfigError
+from indexer.pipeline import RunResult, _discovery_start, connect, notify_watchlist, run_snapshot
+from indexer.pricing.chainlink import read_sequencer
+from indexer.pricing.quality import label_snapshot
+from indexer.protocols.registry import make_adapter
+from indexer.store.db import known_accounts, write_snapshot
+from indexer.store.reorg import recheck_runs
+from indexer.warm.book import WarmBook, WarmOptions, WarmRefresh
+
+log = logging.getLogger(__name__)
+
+# Seconds ``follow`` waits before asking the node for its head again when no new block is pinnable.
+DEFAULT_POLL_SECONDS = 1.0
+# Blocks ``follow`` may be behind before it refreshes to the newest pinnable block in one step (one snapshot for
+# the range) instead of one snapshot per block: a follower that fell behind catches up at the cost of the blocks
+# in between (each refresh over a range costs as much as one over a block, plus one eth_getLogs per log chunk).
+DEFAULT_MAX_LAG_BLOCKS = 32
+
+
+class WarmIndexer:
+    """A warm book of one protocol instance and the store its snapshots go to (see the module's docstring)."""
+
+    def __init__(self, settings: Settings, proto: ProtocolConfig, engine: Engine, *, rpc: RpcClient | None = None, options: WarmOptions | None = None) -> None:
+        if proto.shards != 1:
+            raise ConfigError(f"protocols.{proto.name}: the warm follower reads the whole instance; shards = {proto.shards} is for `indexer run`", key="shards")
+        self.settings, self.proto, self.engine = settings, proto, engine
+        self.chain = settings.chains[proto.chain]
+        if rpc is None:
+            rpc, self.chain_id = connect(proto.chain, self.chain)
+        else:
+            self.chain_id = rpc.chain_id()
+        self.rpc = rpc
+        self.multicall = Multicaller(rpc, address=self.chain.multicall_address, batch_size=self.chain.multicall_batch_size)
+        self.adapter = make_adapter(proto, rpc, self.multicall)
+        self.book = WarmBook(self.adapter, options or WarmOptions(log_chunk_blocks=self.chain.log_chunk_blocks))
+
+    # --- blocks -----------------------------------------------------------------------------------------------
+    def _pin(self, at: int | None) -> tuple[BlockRef, str, int | None]:
+        """(block, its parent hash, the head it was pinned from or None)."""
+        head = None
+        if at is None:
+            head = self.rpc.block_number()
+            at = max(0, head - self.chain.confirmations)
+        raw = self.rpc.get_block(at)
+        block = BlockRef(chain_id=self.chain_id, number=int(raw["number"], 16), hash=raw["hash"], timestamp=int(raw["timestamp"], 16))
+        return block, str(raw["parentHash"]), head
+
+    def _extends(self, block: BlockRef, parent_hash: str) -> bool:
+        """Whether ``block`` is on the chain of the book's block (its parent, or the book's block is still canonical)."""
+        last = self.book.block
+        assert last is not None
+        if block.number == last.number + 1:
+            return parent_hash == last.hash
+        return str(self.rpc.get_block(last.number)["hash"]) == last.hash
+
+    # --- runs -------------------------------------------------------------------------------------------------
+    def start(self, at_block: int | None = None) -> RunResult:
+        """Discover accounts since the checkpoint, read them all at the pinned block, store the snapshot."""
+        started, before, errors_before = time.monotonic(), self.rpc.request_count, dict(self.rpc.error_counts)
+        block, _parent, head = self._pin(at_block)
+        market = self.book.load(block)
+        start, rescan = _discovery_start(self.engine, self.rpc, self.proto.chain, self.proto, block)
+        new: set[AccountKey] = set()
+        if start <= block.number:
+            filt = self.adapter.log_filter(market)
+            chunk = self.chain.log_chunk_blocks
+            new = self.adapter.accounts_from_logs(scan_logs(self.rpc, filt.addresses, filt.topics, start, block.number, chunk=chunk, max_chunk=chunk))
+        stored = set(known_accounts(self.engine, self.proto.name))
+        refresh = self.book.start(block, stored | new, market=market)
+        log.info("warm start protocol=%s block=%d accounts=%d positions=%d", self.proto.name, block.number, len(self.book.known), len(refresh.positions))
+        return self._store(refresh, tuple(sorted(new - stored)), rescan, head, started, before, errors_before)
+
+    def step(self, at_block: int | None = None) -> RunResult | None:
+        """Refresh to ``at_block`` (default: head - confirmations) and store it; None when the book is there already."""
+        if self.book.block is None:
+            return self.start(at_block)
+        started, before, errors_before = time.monotonic(), self.rpc.request_count, dict(self.rpc.error_counts)
+        block, parent, head = self._pin(at_block)
+        if block.number <= self.book.block.number:
+            return None
+        if not self._extends(block, parent):
+            return self._reorg(block)
+        refresh = self.book.refresh(block)
+        log.info(
+            "warm refresh protocol=%s block=%d range=%d-%d touched=%d sampled=%d mismatches=%d full=%s positions=%d rpc_requests=%d seconds=%.3f",
+            self.proto.name, block.number, refresh.first_block, block.number, len(refresh.touched), len(refresh.sampled),
+            len(refresh.mismatches), refresh.full_read or "-", len(refresh.positions), refresh.rpc_requests, refresh.duration_seconds,
+        )  # fmt: skip
+        return self._store(refresh, refresh.new_accounts, False, head, started, before, errors_before)
+
+    def _reorg(self, block: BlockRef) -> RunResult:
+        """The book's block left the chain: mark the stored runs whose blocks left it orphaned (as ``indexer run``
+        does), start again at ``block`` (a full read) and snapshot again the canonical blocks below it whose runs
+        were orphaned (full reads too; a reorg is rare)."""
+        last = self.book.block
+        assert last is not None
+        log.warning(
+            "warm follower protocol=%s: block %d (%s) left the chain (a reorg); starting again at block %d",
+            self.proto.name, last.number, last.hash[:10], block.number,
+        )  # fmt: skip
+        recompute: list[int] = []
+        if self.chain.reorg_depth > 0:
+            reorg = recheck_runs(
+                self.engine, chain_id=self.chain_id, protocol=self.proto.name, shard=0,
+                above_block=block.number - self.chain.reorg_depth, canonical=partial(canonical_hashes, self.rpc),
+            )  # fmt: skip
+            recompute = sorted(n for n in reorg.recompute if n < block.number)
+        result = self.start(block.number)
+        for number in recompute:
+            run_snapshot(self.settings, self.proto, self.engine, rpc=self.rpc, at_block=number, recheck=False)
+        return result
+
+    def follow(
+        self,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        max_blocks: int | None = None,
+        max_lag_blocks: int = DEFAULT_MAX_LAG_BLOCKS,
+        stop: Callable[[], bool] | None = None,
+        on_run: Callable[[RunResult], None] | None = None,
+    ) -> int:
+        """Store a snapshot per new block until ``stop()`` is true or ``max_blocks`` snapshots were stored (the start
+        counts as one); returns how many were stored. More than ``max_lag_blocks`` behind, it jumps to the newest."""
+        done = 0
+        if self.book.block is None:
+            result = self.start()
+            done += 1
+            if on_run:
+                on_run(result)
+        while (max_blocks is None or done < max_blocks) and not (stop and stop()):
+            target = max(0, self.rpc.block_number() - self.chain.confirmations)
+            last = self.book.block.number if self.book.block else -1
+            if target <= last:
+                time.sleep(poll_seconds)
+                continue
+            numbers = [target] if target - last > max_lag_blocks else list(range(last + 1, target + 1))
+            for number in numbers:
+                result = self.step(number)
+                if result is not None:
+                    done += 1
+                    if on_run:
+                        on_run(result)
+                if (max_blocks is not None and done >= max_blocks) or (stop and stop()):
+                    break
+        return done
+
+    def _store(
+        self, refresh: WarmRefresh, new_accounts: tuple[AccountKey, ...], rescan: bool, head: int | None, started: float, before: int, errors_before: dict[str, int]
+    ) -> RunResult:
+        block = refresh.block
+        sequencer = read_sequencer(self.multicall, self.chain.sequencer_uptime_feed, block.number)
+        positions, prices = label_snapshot(list(refresh.positions), list(refresh.prices), self.chain, block, sequencer, name=self.proto.name)
+        snapshot = Snapshot(
+            chain=self.proto.chain,
+            protocol=self.proto.name,
+            kind=self.adapter.kind,
+            block=block,
+            positions=tuple(positions),
+            prices=tuple(prices),
+            market_state=refresh.market_state,
+            new_accounts=new_accounts,
+            checkpoint_block=block.number,
+            checkpoint_reset=rescan,
+            accounts_read=refresh.accounts_read,
+            rpc_requests=self.rpc.request_count - before,
+            duration_seconds=time.monotonic() - started,
+            head_block=head,
+            rpc_errors=self.rpc.errors_since(errors_before),
+        )
+        run_id, created = write_snapshot(self.engine, snapshot)
+        if created:
+            notify_watchlist(self.engine, self.settings, run_id)
+        return RunResult(run_id, created, snapshot)
