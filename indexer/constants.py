@@ -18,9 +18,10 @@ AAVE_MIN_HF_LIQUIDATION_THRESHOLD = 95 * 10**16
 
 # --- RPC and batching ---------------------------------------------------------------------------
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
-# Calls per aggregate3 eth_call. 500 cheap views stay far below the 50M gas cap of geth/reth
-# eth_call; batches that still fail are halved (see chain/multicall.py).
-DEFAULT_MULTICALL_BATCH_SIZE = 500
+# Calls per aggregate3 eth_call. 1000 cheap views (balances, configuration words: 3-10k gas each) stay
+# below the 50M gas cap of geth/reth eth_call, with ~200 KB of calldata; heavier views (GMX's Reader) and batches
+# that still fail are halved and the size learned (see chain/multicall.py).
+DEFAULT_MULTICALL_BATCH_SIZE = 1000
 # Gas given to each aggregate3 eth_call: the common node cap, so nodes never reject it for gas.
 MULTICALL_GAS = 50_000_000
 # Blocks per eth_getLogs request at start; halves on provider range errors, grows back by 2x.

@@ -29,12 +29,23 @@ Provider policies, applied to every request they match (counted in ``faults`` to
 - ``getlogs_max_range``: an ``eth_getLogs`` over more blocks is answered with a provider's range error in
   ``getlogs_style`` ("alchemy", "infura": with a suggested range; "quicknode": HTTP 413 with the cap;
   "bsc": the cap; "ankr": no number) -> ``faults["range_cap"]``.
-- ``max_response_bytes``: an ``eth_call`` whose real answer is longer is answered with an oversize error
+- ``max_response_bytes``: an ``eth_call`` (alone or in a batch) whose real answer is longer is answered with an oversize error
   -> ``faults["oversize"]``.
 - ``rewrite(request, answer)``: a test's own change of a real single answer (return the new answer, or None
   to leave it) -> ``faults["rewritten"]``; e.g. one sub-call of an aggregate3 made to fail.
 - ``first_attempt_faults``: ``{method: kind}``: the first request of each distinct (method, params) gets
   that fault, its retries go through (e.g. every eth_getLogs range fails once).
+- ``refuse_batches``: every JSON-RPC batch (a JSON array) is refused in that provider's words
+  (``BATCH_REFUSALS``: "jsonrpsee" reth's "Batched requests are not supported by this server"; "invalid_request"
+  a strict server's -32600 "Invalid Request" with id null; "http_400" a gateway's HTTP 400 without a JSON-RPC
+  body) -> ``faults["batch_refused"]``.
+- ``max_batch``: a batch of more items is refused in ``batch_cap_style`` (``BATCH_CAP_STYLES``: "geth" a list of
+  one -32600 "batch too large" item; "jsonrpsee" -32010 "The batch request was too large" / "Exceeded max limit
+  of N"; "http_413" HTTP 413 without a JSON-RPC body) -> ``faults["batch_too_large"]``.
+
+``delay_seconds`` holds every request that long before it is answered (a slow provider, so that requests in
+flight at once overlap); ``peak_in_flight`` is the most requests the proxy was handling at once
+(``reset_peak`` starts it again).
 
 ``received`` lists every request with its monotonic arrival time, its methods and the fault it got (None:
 forwarded), for tests that measure what the client did (e.g. how long it waited after a 429).
@@ -60,6 +71,8 @@ import requests
 
 FAULT_KINDS = ("rpc_error", "rpc_rate_limit", "http_429", "http_503", "timeout", "truncated", "dropped")
 GETLOGS_STYLES = ("alchemy", "infura", "quicknode", "bsc", "ankr")
+BATCH_REFUSALS = ("jsonrpsee", "invalid_request", "http_400")
+BATCH_CAP_STYLES = ("geth", "jsonrpsee", "http_413")
 # Seconds the proxy waits for the upstream node.
 UPSTREAM_TIMEOUT_SECONDS = 120.0
 
@@ -72,7 +85,7 @@ class Received:
 
     at: float  # time.monotonic() on arrival
     methods: tuple[str, ...]  # its JSON-RPC method(s), in batch order
-    fault: str | None  # the fault it got (a FAULT_KINDS kind, "range_cap", "oversize"), None: forwarded as is
+    fault: str | None  # the fault it got (a FAULT_KINDS kind, "range_cap", "oversize", "batch_refused", "batch_too_large"), None: forwarded as is
 
 
 def _range_error(style: str, start: int, end: int, cap: int) -> tuple[int, dict[str, Any]]:
@@ -119,7 +132,19 @@ class FaultProxy:
         max_response_bytes: int | None = None,
         first_attempt_faults: dict[str, str] | None = None,
         rewrite: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None] | None = None,
+        delay_seconds: float = 0.0,
+        refuse_batches: str | None = None,
+        max_batch: int | None = None,
+        batch_cap_style: str = "geth",
     ) -> None:
+        if (refuse_batches is not None and refuse_batches not in BATCH_REFUSALS) or batch_cap_style not in BATCH_CAP_STYLES:
+            raise ValueError(f"unknown refuse_batches {refuse_batches!r} or batch_cap_style {batch_cap_style!r}")
+        self.delay_seconds = delay_seconds
+        self.refuse_batches = refuse_batches
+        self.max_batch = max_batch
+        self.batch_cap_style = batch_cap_style
+        self.in_flight = 0  # requests being handled now
+        self.peak_in_flight = 0  # the most handled at once
         self.kinds = tuple(kinds)
         self.first_attempt_faults = dict(first_attempt_faults or {})
         self.rewrite = rewrite
@@ -156,6 +181,11 @@ class FaultProxy:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self._lock:
             self._forced += [(kind, method)] * times
+
+    def reset_peak(self) -> None:
+        """``peak_in_flight`` counts from now on."""
+        with self._lock:
+            self.peak_in_flight = self.in_flight
 
     def requests_of(self, method: str) -> list[Received]:
         """The requests that carried ``method``."""
@@ -242,8 +272,40 @@ class FaultProxy:
             return None
         return _range_error(self.getlogs_style, start, end, self.getlogs_max_range)
 
+    def _batch_policy(self, items: list[Any]) -> tuple[str, int, Any] | None:
+        """(fault, HTTP status, body) of a provider refusing this batch as such, if one does."""
+        if self.refuse_batches == "jsonrpsee":
+            error = {"code": -32005, "message": "Batched requests are not supported by this server"}
+            return "batch_refused", 200, {"jsonrpc": "2.0", "id": None, "error": error}
+        if self.refuse_batches == "invalid_request":
+            return "batch_refused", 200, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid Request"}}
+        if self.refuse_batches == "http_400":
+            return "batch_refused", 400, b"Bad Request"
+        if self.max_batch is None or len(items) <= self.max_batch:
+            return None
+        if self.batch_cap_style == "geth":  # one error, with the id of the batch's first call
+            first = next((i.get("id") for i in items if isinstance(i, dict)), None)
+            return "batch_too_large", 200, [{"jsonrpc": "2.0", "id": first, "error": {"code": -32600, "message": "batch too large"}}]
+        if self.batch_cap_style == "jsonrpsee":
+            error = {"code": -32010, "message": "The batch request was too large", "data": f"Exceeded max limit of {self.max_batch}"}
+            return "batch_too_large", 200, {"jsonrpc": "2.0", "id": None, "error": error}
+        return "batch_too_large", 413, b"<html><body>413 Request Entity Too Large</body></html>"
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        arrived = time.monotonic()
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.delay_seconds > 0:
+                self._stopping.wait(self.delay_seconds)
+            self._answer(h, body, arrived)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, h: BaseHTTPRequestHandler, body: bytes, arrived: float) -> None:
         try:
             request = json.loads(body)
         except ValueError:
@@ -251,7 +313,15 @@ class FaultProxy:
         items = request if isinstance(request, list) else [request] if isinstance(request, dict) else []
         methods = tuple(str(i.get("method")) for i in items if isinstance(i, dict))
         key = json.dumps([[i.get("method"), i.get("params")] for i in items if isinstance(i, dict)], sort_keys=True)
-        arrived = time.monotonic()
+
+        refusal = self._batch_policy(items) if isinstance(request, list) else None
+        if refusal is not None:
+            fault, status, answer = refusal
+            with self._lock:
+                self.received.append(Received(arrived, methods, fault))
+                self.faults[fault] += 1
+            headers = {"Content-Type": "text/html" if isinstance(answer, bytes) else "application/json"}
+            return self._send(h, status, answer, headers)
 
         policies = {k: p for k, i in enumerate(items) if isinstance(i, dict) and (p := self._policy(i)) is not None}
         fault = "range_cap" if policies else self._decide(methods, key)
@@ -312,14 +382,19 @@ class FaultProxy:
                 with self._lock:
                     self.faults["rewritten"] += 1
                 answer, replaced = changed, True
-        if self.max_response_bytes is not None and isinstance(answer, dict) and "eth_call" in methods:
-            result = answer.get("result")
-            if isinstance(result, str) and (len(result) - 2) // 2 > self.max_response_bytes:
-                with self._lock:
-                    self.faults["oversize"] += 1
-                error = {"code": -32000, "message": f"response size should not greater than {self.max_response_bytes} bytes"}  # NodeReal's words
-                answer = {"jsonrpc": "2.0", "id": answer.get("id"), "error": error}
-                replaced = True
+        if self.max_response_bytes is not None and "eth_call" in methods:
+            # NodeReal's words; in a batch, each eth_call item on its own
+            error = {"code": -32000, "message": f"response size should not greater than {self.max_response_bytes} bytes"}
+            answers = answer if isinstance(answer, list) else [answer]
+            calls = {i.get("id") for i in items if isinstance(i, dict) and i.get("method") == "eth_call"}
+            for k, a in enumerate(answers):
+                result = a.get("result") if isinstance(a, dict) and a.get("id") in calls else None
+                if isinstance(result, str) and (len(result) - 2) // 2 > self.max_response_bytes:
+                    with self._lock:
+                        self.faults["oversize"] += 1
+                    answers[k] = {"jsonrpc": "2.0", "id": a.get("id"), "error": error}
+                    replaced = True
+            answer = answers if isinstance(answer, list) else answers[0]
         self._send(h, 200, answer if replaced else raw)
 
     @staticmethod

@@ -16,6 +16,13 @@ refused for the life of the client (logged with its redacted URL). After ``RPC_F
 fallback, the client goes back to the first endpoint. A JSON-RPC batch gets the same treatment: transport
 faults retry the batch, per-item transient or rate-limit errors retry those items only.
 
+JSON-RPC batches are learned per endpoint. A provider that refuses batches as such (an answer that is no list,
+an error saying batches are not supported, HTTP 400/405/415/422 to an array) gets the items one by one from
+then on (logged once); one that caps their size (HTTP 413, "batch too large", "Exceeded max limit of 100")
+gets batches of the size it named, or half the refused one, from then on. Neither fails the caller; each
+refused batch counts as one ``permanent`` failed attempt. ``request_count`` counts HTTP requests and
+``call_count`` JSON-RPC calls (a batch of k counts k): providers meter the calls.
+
 Bodies are read whole and parsed as JSON before anything is used: a body cut short (fewer bytes than its
 ``Content-Length``, or not parseable) is a transient failure, never half-parsed.
 
@@ -31,6 +38,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -69,10 +77,52 @@ T = TypeVar("T")
 # Re-exported: callers count and show failures by these classes (``RpcClient.error_counts``).
 __all__ = [
     "FAILURE_CLASSES", "PERMANENT", "RANGE_TOO_LARGE", "RATE_LIMITED", "TRANSIENT", "UNKNOWN", "UNREADABLE",
-    "EndpointProbe", "RpcClient", "backoff_seconds", "classify_rpc_error", "open_client", "redact_url", "retry_after_seconds",
+    "EndpointProbe", "RpcClient", "backoff_seconds", "batch_refusal", "call_output", "classify_rpc_error", "eth_call_params", "open_client",
+    "redact_url", "retry_after_seconds",
 ]  # fmt: skip
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+# An endpoint that refuses JSON-RPC batches as such, or their size. Real answers: jsonrpsee (reth)
+# "Batched requests are not supported by this server" / "The batch request was too large" + "Exceeded max limit
+# of 100"; geth "batch too large" (one error item); Alchemy "Unsupported methods [...] in batch call"; 1RPC
+# "JSON RPC Request is too large"; a gateway's HTTP 413 or 400 to an array.
+_BATCH_REFUSED_MARKERS = ("not supported", "unsupported", "not allowed", "disabled", "not enabled", "not available", "not permitted")
+_BATCH_TOO_LARGE_MARKERS = ("too large", "too big", "too many", "exceed", "limit", "maximum", "max ", "size")
+# HTTP statuses that refuse an array payload without a JSON-RPC body: 413 its size, the others batches at all.
+_BATCH_HTTP_TOO_LARGE = 413
+_BATCH_HTTP_REFUSED = (400, 405, 415, 422)
+_MISSING: Any = object()  # a batch item not answered yet
+
+
+def batch_refusal(text: str, *, whole: bool = False) -> tuple[str, int | None] | None:
+    """``("too_large", cap)`` or ``("refused", None)`` when a JSON-RPC error refuses a batch as such, else None.
+
+    ``whole``: the error answered the whole batch (no list): any error that is not the items' own refuses the
+    batch. ``cap`` is the smallest number in the text, if any (a provider naming its limit).
+
+    >>> batch_refusal("Batched requests are not supported by this server")
+    ('refused', None)
+    >>> batch_refusal("The batch request was too large Exceeded max limit of 100")
+    ('too_large', 100)
+    >>> batch_refusal("execution reverted") is None, batch_refusal("JSON RPC Request is too large", whole=True)
+    (True, ('too_large', None))
+    >>> batch_refusal("Invalid Request", whole=True)
+    ('too_large', None)
+
+    An error that does not name batches (``Invalid Request`` to the whole batch: anvil's answer to a body over
+    ~2 MiB, and some providers' answer to any batch) is taken as "too large": the client halves the batch, and
+    takes batches as refused only when a batch of two is refused too (``RpcClient._learn``).
+    """
+    low = text.lower()
+    if "batch" not in low and not whole:
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", low) if int(n) > 0]
+    if any(m in low for m in _BATCH_TOO_LARGE_MARKERS) and not any(m in low for m in _BATCH_REFUSED_MARKERS):
+        return "too_large", min(numbers) if numbers else None
+    if "batch" in low:
+        return "refused", None
+    return ("too_large", None) if whole else None
 
 
 def redact_url(url: str) -> str:
@@ -103,6 +153,20 @@ class _Endpoint:
     url: str  # with its secret: used for requests only
     name: str  # redacted: the only form logged
     refused: bool = False  # it serves another chain: never used again by this client
+    batch_supported: bool | None = None  # JSON-RPC batches: answered (True), refused (False), not tried yet (None)
+    batch_max: int | None = None  # the largest batch it accepts, once it refused a larger one
+
+
+class _BatchRefused(Exception):  # noqa: N818 (internal signal, never leaves the client)
+    """The endpoint refused a JSON-RPC batch as such: its size (``too_large``) or batches at all."""
+
+    def __init__(self, ep: _Endpoint, kind: str, cap: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.ep = ep  # the endpoint that refused
+        self.kind = kind  # "too_large" or "refused"
+        self.cap = cap  # the limit it named, if any
+        self.reason = reason  # its words (no URL secret), for the log
+        self.answered: dict[int, Any] = {}  # items answered before the refusal (index in the batch -> result)
 
 
 class _Failed(Exception):  # noqa: N818 (internal signal, never leaves the client)
@@ -129,7 +193,8 @@ class RpcClient:
 
     ``url``: one URL or several, in order of preference. ``expected_chain_id``: the chain every endpoint must
     serve; checked before an endpoint is used after a switch (and before the first use when there are several).
-    With several URLs and no expected id, the first endpoint checked sets it.
+    With several URLs and no expected id, the first endpoint checked sets it. ``batch_calls``: the most JSON-RPC
+    calls per HTTP request (a batch; None: ``RPC_MAX_BATCH_REQUESTS``; 1: no batches, every call alone).
     """
 
     def __init__(
@@ -139,10 +204,12 @@ class RpcClient:
         timeout: float | None = None,
         max_attempts: int | None = None,
         expected_chain_id: int | None = None,
+        batch_calls: int | None = None,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:
             raise ValueError("RpcClient needs at least one URL")
+        self.batch_calls = max(1, RPC_MAX_BATCH_REQUESTS if batch_calls is None else batch_calls)
         self._endpoints = [_Endpoint(u, redact_url(u)) for u in urls]
         self.timeout = constants.RPC_TIMEOUT_SECONDS if timeout is None else timeout
         self.max_attempts = max(1, constants.RPC_MAX_ATTEMPTS if max_attempts is None else max_attempts)
@@ -155,6 +222,7 @@ class RpcClient:
         self._checked: int | None = None if (expected_chain_id is not None or len(urls) > 1) else 0
         self._since = time.monotonic()  # when the current endpoint became current
         self.request_count = 0  # HTTP requests sent, retries and chain-id checks included
+        self.call_count = 0  # JSON-RPC calls sent (a batch of k counts k), retries and chain-id checks included
         self.error_counts: dict[str, int] = dict.fromkeys((*FAILURE_CLASSES, UNREADABLE), 0)  # failed attempts by class, and UNREADABLE
 
     # --- state ---------------------------------------------------------------------------------------
@@ -172,6 +240,36 @@ class RpcClient:
     def refused_endpoints(self) -> list[str]:
         """Endpoints refused because they serve another chain, redacted."""
         return [ep.name for ep in self._endpoints if ep.refused]
+
+    @property
+    def batch_supported(self) -> bool | None:
+        """Whether the endpoint in use answers JSON-RPC batches: True, False (refused: calls go one by one), None (not tried yet)."""
+        return self._endpoints[self._current].batch_supported
+
+    def _batch_limit(self, ep: _Endpoint) -> int:
+        """Calls per HTTP request to ``ep``: 1 where it refuses batches, else what it was learned to accept."""
+        if ep.batch_supported is False:
+            return 1
+        return min(self.batch_calls, ep.batch_max or self.batch_calls)
+
+    def _learn(self, refused: _BatchRefused, sent: int) -> None:
+        """Remember that ``refused.ep`` refused a batch of ``sent`` calls (log lines: once per change)."""
+        ep = refused.ep
+        with self._lock:
+            if refused.kind == "refused" or sent <= 2:
+                changed, ep.batch_supported = ep.batch_supported is not False, False
+                cap = 1
+            else:
+                cap = refused.cap if refused.cap is not None and 0 < refused.cap < sent else sent // 2
+                changed = ep.batch_max is None or cap < ep.batch_max
+                ep.batch_max = min(cap, ep.batch_max or cap)
+                cap = ep.batch_max
+        if not changed:
+            return
+        if cap == 1:
+            log.warning("rpc endpoint=%s does not accept JSON-RPC batches (%s); its calls go one by one from now on", ep.name, refused.reason)
+        else:
+            log.warning("rpc endpoint=%s refused a JSON-RPC batch of %d calls (%s); at most %d per batch from now on", ep.name, sent, refused.reason, cap)
 
     def mark_checked(self, index: int) -> None:
         """Endpoint ``index`` was checked to serve ``expected_chain_id`` (by ``open_client``): start there."""
@@ -207,6 +305,7 @@ class RpcClient:
         """POST ``payload``; the parsed JSON body, or ``_Failed`` / a typed error for what went wrong."""
         with self._lock:
             self.request_count += 1
+            self.call_count += len(payload) if isinstance(payload, list) else 1
         try:
             resp = self._session().post(ep.url, data=json.dumps(payload), headers=_HEADERS, timeout=self.timeout)
         except requests.RequestException as exc:
@@ -238,6 +337,9 @@ class RpcClient:
         except ValueError:  # also a body cut short without a Content-Length, or not UTF-8
             data = None
         is_rpc = isinstance(data, list) or (isinstance(data, dict) and ("result" in data or "error" in data))
+        if isinstance(payload, list) and not is_rpc and (status == _BATCH_HTTP_TOO_LARGE or status in _BATCH_HTTP_REFUSED):
+            # 413 and 400 (a gateway's answer to a body too large, or to any array) halve the batch first; 405/415/422 refuse batches
+            raise _BatchRefused(ep, "too_large" if status in (_BATCH_HTTP_TOO_LARGE, 400) else "refused", None, f"HTTP {status}")
         if status == 429 or status in (502, 503, 504) or (status >= 500 and not is_rpc):
             failure, detail = (RATE_LIMITED, "HTTP 429 (rate limited)") if status == 429 else (TRANSIENT, f"HTTP {status}")
             raise _Failed(
@@ -374,19 +476,53 @@ class RpcClient:
         return self._call(method, attempt)
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Send requests as JSON-RPC batches of at most RPC_MAX_BATCH_REQUESTS; results in order.
-
-        Items answered with a transient or rate-limit error (or not answered) are sent again, alone in a
-        smaller batch; an item answered with another error raises it."""
-        out: list[Any] = []
-        for start in range(0, len(calls), RPC_MAX_BATCH_REQUESTS):
-            out.extend(self._batch(calls[start : start + RPC_MAX_BATCH_REQUESTS]))
+        """Send requests as JSON-RPC batches (``batch_results``); results in order. An item answered with an error
+        that is not retried raises it (the first such, in order), after every item was answered."""
+        out = self.batch_results(calls)
+        error = next((r for r in out if isinstance(r, RpcError)), None)
+        if error is not None:
+            raise error
         return out
 
+    def batch_results(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Send requests as JSON-RPC batches of at most ``batch_calls`` (fewer where the endpoint was learned to
+        accept fewer, one by one where it refuses batches); each item's ``result`` in order, or the typed
+        ``RpcResponseError`` it was answered with when that is not retried (a revert, out of gas, an oversize answer).
+
+        Items answered with a transient or rate-limit error (or not answered) are sent again, alone in a smaller
+        batch; when their attempts are spent, or the endpoints fail, the error is raised as ``request`` would."""
+        out: list[Any] = [_MISSING] * len(calls)
+        todo = list(range(len(calls)))
+        cap = self.batch_calls  # this call's own ceiling: shrinks with every refusal, so the loop ends
+        while todo:
+            size = min(cap, self._batch_limit(self._endpoints[self._current]))
+            group, todo = todo[:size], todo[size:]
+            if len(group) == 1:
+                out[group[0]] = self._one(*calls[group[0]])
+                continue
+            try:
+                for i, result in zip(group, self._batch([calls[i] for i in group]), strict=True):
+                    out[i] = result
+            except _BatchRefused as refused:
+                self._failed(PERMANENT)  # a failed attempt: the same batch would be refused again
+                self._learn(refused, len(group))
+                cap = max(1, min(self._batch_limit(refused.ep), len(group) // 2 if refused.kind == "too_large" else 1))
+                for k, result in refused.answered.items():
+                    out[group[k]] = result
+                todo = [i for i in group if out[i] is _MISSING] + todo
+        return out
+
+    def _one(self, method: str, params: list[Any]) -> Any:
+        """One call as a single request: its result, or the ``RpcResponseError`` it was answered with."""
+        try:
+            return self.request(method, params)
+        except RpcResponseError as exc:
+            return exc
+
     def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        if not calls:
-            return []
-        results: list[Any] = [None] * len(calls)
+        """One JSON-RPC batch (with retries of its failed items): results in order, ``RpcResponseError`` for the
+        items answered with an error that is not retried; ``_BatchRefused`` when the endpoint refuses the batch."""
+        results: list[Any] = [_MISSING] * len(calls)
         pending = list(range(len(calls)))
 
         def attempt(ep: _Endpoint) -> list[Any]:
@@ -394,16 +530,26 @@ class RpcClient:
             ids = {next(self._ids): i for i in pending}
             payload = [{"jsonrpc": "2.0", "id": rid, "method": calls[i][0], "params": calls[i][1]} for rid, i in ids.items()]
             data = self._post(ep, payload, "batch")
-            if isinstance(data, dict) and data.get("error"):  # the whole batch answered with one error
-                self._result(ep, calls[pending[0]][0] if len(pending) == 1 else "batch", data)
             if not isinstance(data, list):
+                self._whole(ep, data, calls[pending[0]][0] if len(pending) == 1 else "batch", len(pending))
+                if len(pending) == 1 and isinstance(data, dict) and data.get("error"):  # a one-item batch answered as one request
+                    failure, item_error, _ = self._error(ep, calls[pending[0]][0], data["error"])
+                    self._failed(failure)
+                    results[pending[0]], pending = item_error, []
+                    return results
                 error = RpcUnreachable(f"batch: node at {ep.name} answered no JSON-RPC batch", method="batch", endpoint=ep.name)
                 raise _Failed(error, {TRANSIENT: 1}, retry=True, switch=True)
+            if ep.batch_supported is None:
+                with self._lock:
+                    ep.batch_supported = True if ep.batch_supported is None else ep.batch_supported
             by_id = {str(r.get("id")): r for r in data if isinstance(r, dict)}
             counts: Counter[str] = Counter()
             again: list[int] = []
             error: RpcError = RpcUnreachable("batch: no item failed", method="batch", endpoint=ep.name)  # the last item put back's
             wait: float | None = None
+            refusal: _BatchRefused | None = None
+            for stray in (r for r in data if isinstance(r, dict) and str(r.get("id")) not in {str(k) for k in ids} and r.get("error")):
+                refusal = refusal or self._refusal(ep, stray["error"], whole=False)  # an error for no item: about the batch?
             for rid, i in ids.items():
                 method = calls[i][0]
                 answer = by_id.get(str(rid))
@@ -413,11 +559,16 @@ class RpcClient:
                     error = RpcUnreachable(f"{method}: node at {ep.name} left a batch item unanswered", method=method, endpoint=ep.name)
                     continue
                 if answer.get("error"):
+                    item_refusal = self._refusal(ep, answer["error"], whole=False)
+                    if item_refusal is not None:  # geth answers a batch too large with one such item
+                        refusal = refusal or item_refusal
+                        again.append(i)
+                        continue
                     failure, item_error, backoff = self._error(ep, method, answer["error"])
-                    if failure not in RETRIED:
-                        self._count({**counts, failure: counts[failure] + 1})
-                        raise item_error
                     counts[failure] += 1
+                    if failure not in RETRIED:
+                        results[i] = item_error
+                        continue
                     again.append(i)
                     error = item_error
                     if backoff is not None:
@@ -425,11 +576,43 @@ class RpcClient:
                     continue
                 results[i] = answer["result"]
             pending = again
+            if refusal is not None:  # the items left unanswered go again, in smaller batches or alone: not failures of theirs
+                self._count({k: n for k, n in counts.items() if k not in RETRIED})
+                raise refusal
+            self._count({k: n for k, n in counts.items() if k not in RETRIED})
             if pending:
-                raise _Failed(error, dict(counts), retry=True, switch=True, retry_after=wait)
+                raise _Failed(error, {k: n for k, n in counts.items() if k in RETRIED}, retry=True, switch=True, retry_after=wait)
             return results
 
-        return self._call("batch", attempt)
+        try:
+            return self._call("batch", attempt)
+        except _BatchRefused as refused:
+            refused.answered = {k: r for k, r in enumerate(results) if r is not _MISSING}
+            raise
+
+    def _refusal(self, ep: _Endpoint, err: Any, *, whole: bool) -> _BatchRefused | None:
+        """The refusal of a batch as such that a JSON-RPC error object says, if it says one."""
+        message, _code, data = error_fields(err)
+        text = error_text(message, data).replace(ep.url, ep.name)
+        found = batch_refusal(text, whole=whole)
+        return None if found is None else _BatchRefused(ep, found[0], found[1], text[:200])
+
+    def _whole(self, ep: _Endpoint, data: Any, what: str, items: int) -> None:
+        """A batch answered with no list: ``_Failed`` (retried) for a node's hiccup or a rate limit, ``_BatchRefused``
+        for an error about the batch, or for any other answer to a batch of several items (a one-item batch's own
+        error is left to the caller); nothing for a body that is no JSON-RPC answer (the caller retries it)."""
+        if not isinstance(data, dict) or ("result" not in data and "error" not in data):
+            return
+        if not data.get("error"):
+            raise _BatchRefused(ep, "refused", None, "a single answer to a batch")
+        refusal = self._refusal(ep, data["error"], whole=False)  # it names the batch
+        if refusal is not None:
+            raise refusal
+        failure, error, backoff = self._error(ep, what, data["error"])
+        if failure in RETRIED:
+            raise _Failed(error, {failure: 1}, retry=True, switch=True, retry_after=backoff)
+        if items > 1:
+            raise self._refusal(ep, data["error"], whole=True) or _BatchRefused(ep, "refused", None, str(error))
 
     # --- convenience wrappers ----------------------------------------------------------------------
     def chain_id(self) -> int:
@@ -447,18 +630,26 @@ class RpcClient:
 
     def call(self, to: str, data: bytes, block: int | str | dict[str, Any] = "latest", *, sender: str | None = None, gas: int | None = None) -> bytes:
         """eth_call at ``block``: a number, a tag, or an EIP-1898 object (``{"blockHash": ..., "requireCanonical": true}``)."""
-        tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
-        if sender:
-            tx["from"] = sender
-        if gas:
-            tx["gas"] = hex(gas)
-        tag = hex(block) if isinstance(block, int) else block
-        result = self.request("eth_call", [tx, tag])
-        return bytes.fromhex(result[2:]) if result else b""
+        return call_output(self.request("eth_call", eth_call_params(to, data, block, sender=sender, gas=gas)))
 
     def get_logs(self, addresses: list[str], topics: list[Any], from_block: int, to_block: int) -> list[dict[str, Any]]:
         params = {"address": addresses, "topics": topics, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
         return list(self.request("eth_getLogs", [params]))
+
+
+def eth_call_params(to: str, data: bytes, block: int | str | dict[str, Any] = "latest", *, sender: str | None = None, gas: int | None = None) -> list[Any]:
+    """The params of an ``eth_call`` (``RpcClient.call``; a batch of them goes through ``RpcClient.batch_results``)."""
+    tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+    if sender:
+        tx["from"] = sender
+    if gas:
+        tx["gas"] = hex(gas)
+    return [tx, hex(block) if isinstance(block, int) else block]
+
+
+def call_output(result: Any) -> bytes:
+    """The bytes an ``eth_call`` returned (its hex ``result``)."""
+    return bytes.fromhex(result[2:]) if result else b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,13 +662,19 @@ class EndpointProbe:
 
 
 def open_client(
-    urls: Sequence[str], *, expected_chain_id: int | None, timeout: float | None = None, probe_timeout: float | None = None
+    urls: Sequence[str],
+    *,
+    expected_chain_id: int | None,
+    timeout: float | None = None,
+    probe_timeout: float | None = None,
+    batch_calls: int | None = None,
 ) -> tuple[RpcClient, int, list[EndpointProbe]]:
     """A client over the ``urls`` that serve the expected chain, its chain id, and what each URL answered.
 
     Each URL is asked ``eth_chainId`` once (``probe_timeout``). Endpoints serving another chain are left out
     (logged); endpoints that did not answer stay in their place, checked when the client switches to them; the
-    client starts at the first URL that answered. ``expected_chain_id`` None: the first answer sets it. Raises
+    client starts at the first URL that answered. ``expected_chain_id`` None: the first answer sets it;
+    ``batch_calls`` is the client's (the most calls per JSON-RPC batch, 1: none). Raises
     ``RpcUnreachable`` when no URL answered and ``ChainMismatch`` when every answer names another chain.
     """
     probes: list[EndpointProbe] = []
@@ -502,6 +699,6 @@ def open_client(
             log.warning("rpc endpoint=%s did not answer at start (%s); kept, checked when the client switches to it", p.endpoint, p.error)
     # The order of preference stays (fail-back returns to the first URL); the client starts at the first that answered.
     kept = [(u, p) for u, p in zip(urls, probes, strict=True) if p.chain_id in (chain_id, None)]
-    client = RpcClient([u for u, _ in kept], timeout=timeout, expected_chain_id=chain_id)
+    client = RpcClient([u for u, _ in kept], timeout=timeout, expected_chain_id=chain_id, batch_calls=batch_calls)
     client.mark_checked(next(k for k, (_, p) in enumerate(kept) if p.chain_id == chain_id))
     return client, chain_id, probes
