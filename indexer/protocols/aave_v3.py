@@ -12,6 +12,7 @@ The number of requests grows with accounts / batch size, not with accounts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +26,7 @@ from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
 from indexer.risk.aave_v3 import AaveEModeCategory, AaveMarket, AaveReserve, AaveUser, price_drop_to_liquidation
+from indexer.risk.fast_aave import AaveVerdicts
 from indexer.risk.reprice.aave_v3 import evaluate_aave
 from indexer.risk.state import encode
 
@@ -66,8 +68,22 @@ class AaveMarketSnapshot:
     # Reserves whose getAssetPrice reverts at the block (source answer <= 0 and no fallback oracle): their price
     # is 0 in ``market``; positions using them cannot be decided by the protocol and are left out (logged).
     unpriced: frozenset[int] = frozenset()
-    # eMode categories the positions read so far are in (filled by ``positions``, stored in the run's market state)
+    # eMode categories the positions read so far are in (filled by ``positions`` and ``verdicts``, each read once per
+    # snapshot; stored in the run's market state)
     emode_in_use: dict[int, AaveEModeCategory] = field(default_factory=dict)
+    block_number: int | None = None  # the block ``load_market`` read (eMode categories are read there); None: unknown
+
+
+def encode_user(user: AaveUser) -> dict[str, Any]:
+    """``risk.state.encode(user)`` (the position's stored state), written out: the generic encoder walks the
+    dataclass's fields for every position of every refresh (tests/test_fast_verdicts.py checks they agree)."""
+    return {
+        "account": user.account,
+        "configuration": user.configuration,
+        "emode_category": user.emode_category,
+        "scaled_collateral": {str(k): v for k, v in user.scaled_collateral.items()},
+        "scaled_debt": {str(k): v for k, v in user.scaled_debt.items()},
+    }
 
 
 class AaveV3Adapter(ProtocolAdapter):
@@ -83,6 +99,7 @@ class AaveV3Adapter(ProtocolAdapter):
         self.atoken_abi = load_abi("AaveV3AToken")
         self.erc20_abi = load_abi("ERC20")
         self.sentinel_abi = load_abi("PriceOracleSentinel")
+        self.fast_verdicts = AaveVerdicts()  # ``verdicts``: keeps each kept state's compiled form between blocks
 
     # --- market ------------------------------------------------------------------------------------
     def load_market(self, block: BlockRef) -> AaveMarketSnapshot:
@@ -187,7 +204,7 @@ class AaveV3Adapter(ProtocolAdapter):
             block_timestamp=block.timestamp,
             sentinel_allows_liquidation=sentinel_allows,
         )
-        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices), unpriced=frozenset(failed))
+        return AaveMarketSnapshot(pool, oracle, market, tokens, tuple(prices), unpriced=frozenset(failed), block_number=n)
 
     def log_filter(self, market: AaveMarketSnapshot) -> LogFilter:
         topics = [self.pool_abi.event(name).topic0 for name in _ACCOUNT_TOPIC]
@@ -196,19 +213,9 @@ class AaveV3Adapter(ProtocolAdapter):
         return LogFilter(addresses=addresses, topics=[topics])
 
     def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
-        index_of = {self.pool_abi.event(name).topic0: i for name, i in _ACCOUNT_TOPIC.items()}
-        transfer = self.atoken_abi.event("Transfer").topic0
-        accounts: set[AccountKey] = set()
-        for entry in logs:
-            topics = entry["topics"]
-            t0 = topics[0].lower()
-            i = 2 if t0 == transfer else index_of.get(t0)
-            if i is None or len(topics) <= i:
-                continue
-            account = to_checksum_address("0x" + topics[i][-40:])
-            if account != ZERO_ADDRESS:
-                accounts.add(AccountKey(account))
-        return accounts
+        where = {self.pool_abi.event(name).topic0: (i,) for name, i in _ACCOUNT_TOPIC.items()}
+        where[self.atoken_abi.event("Transfer").topic0] = (2,)  # to
+        return accounts_in_topics(logs, where)
 
     def prices(self, market: AaveMarketSnapshot) -> list[PriceReading]:
         return list(market.prices)
@@ -277,11 +284,18 @@ class AaveV3Adapter(ProtocolAdapter):
             (coll if side == "c" else debt)[u][rid] = res.value[0]
         return [AaveUser(a, cfg, em, coll[u], debt[u]) for u, (a, cfg, em) in enumerate(configs) if u not in unread]
 
-    def _without_unpriced(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> list[AaveUser]:
-        """``users`` without those using a reserve whose price reverts (the protocol cannot decide them); logged."""
+    @staticmethod
+    def _unpriced_bits(market: AaveMarketSnapshot) -> int:
+        """The user configuration bits of the reserves whose price reverts: borrowing and collateral, as
+        getUserAccountData prices either."""
         mask = 0
         for rid in market.unpriced:
-            mask |= 0b11 << (2 * rid)  # borrowing and collateral bits: getUserAccountData prices either
+            mask |= 0b11 << (2 * rid)
+        return mask
+
+    def _without_unpriced(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> list[AaveUser]:
+        """``users`` without those using a reserve whose price reverts (the protocol cannot decide them); logged."""
+        mask = self._unpriced_bits(market)
         kept = [u for u in users if not u.configuration & mask]
         if len(kept) < len(users):
             symbols = ", ".join(sorted(market.market.reserves[rid].symbol for rid in market.unpriced))  # type: ignore[union-attr]
@@ -291,13 +305,16 @@ class AaveV3Adapter(ProtocolAdapter):
             )  # fmt: skip
         return kept
 
-    def with_emode(self, market: AaveMarketSnapshot, users: list[AaveUser], block: int) -> AaveMarket:
-        """The market state with every eMode category the users are in."""
+    def with_emode(self, market: AaveMarketSnapshot, users: Iterable[AaveUser], block: int) -> AaveMarket:
+        """The market state with every eMode category the users are in; a category is read (at ``block``, the
+        snapshot's) once per snapshot and kept in ``market.emode_in_use``."""
         ids = {u.emode_category for u in users if u.emode_category}
         if not ids:
             return market.market
-        cats = self._emode_categories(market.pool, ids, block)
-        return replace(market.market, emode_categories=cats)
+        missing = ids - market.emode_in_use.keys()
+        if missing:
+            market.emode_in_use.update(self._emode_categories(market.pool, missing, block))
+        return replace(market.market, emode_categories={i: market.emode_in_use[i] for i in sorted(ids)})
 
     def positions(self, market: AaveMarketSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
         return self.positions_from_states(market, set(accounts), self.read_states(market, accounts, block), block)  # the warm refresh's two halves
@@ -335,7 +352,7 @@ class AaveV3Adapter(ProtocolAdapter):
                 "liquidation_collateral_asset": verdict.collateral_asset or "",
                 "liquidation_debt_asset": verdict.debt_asset or "",
             },
-            state=encode(user),
+            state=encode_user(user),
         )
 
     # --- warm refresh (``indexer.warm``): the events that change positions, positions from kept state -------
@@ -372,6 +389,20 @@ class AaveV3Adapter(ProtocolAdapter):
         users = [states[k] for k in sorted(states)]
         if market.unpriced:
             users = self._without_unpriced(market, users, block.number)
-        state = self.with_emode(market, users, block.number)
-        market.emode_in_use.update(state.emode_categories)
+        state = self.with_emode(market, users, block.number)  # fills ``market.emode_in_use`` (the run's market state)
         return [self.position_of(state, market, user, block) for user in users]
+
+    def verdicts(self, market: AaveMarketSnapshot, states: Mapping[AccountKey, AaveUser]) -> dict[AccountKey, bool]:
+        """``{key: liquidatable}`` for the kept states at ``market``: exactly ``Position.liquidatable`` of
+        ``positions_from_states(market, ..., states, ...)`` for the same inputs (``risk.fast_aave``), fast.
+
+        The same accounts: a state using a reserve whose price reverts (``market.unpriced``) is absent, as
+        ``positions_from_states`` leaves its position out (and logs it; this does not log again). The eMode
+        categories of the states are read once per snapshot (``with_emode``) and shared with the positions.
+        """
+        skip = self._unpriced_bits(market) if market.unpriced else 0
+        users = [u for u in states.values() if u.emode_category and not u.configuration & skip]
+        if users and market.block_number is None:
+            raise ValueError("verdicts: the market snapshot has no block_number (eMode categories are read at it)")
+        state = self.with_emode(market, users, market.block_number or 0)
+        return self.fast_verdicts(state, states, skip_bits=skip)

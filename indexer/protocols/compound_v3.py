@@ -13,6 +13,7 @@ Reads per snapshot (all through Multicall3 at the pinned block):
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
 from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
 from indexer.risk.comet import CometAsset, CometMarket, CometUser, liquidation_price, price_drop_to_liquidation
+from indexer.risk.fast_comet import CometVerdicts
 from indexer.risk.reprice.compound_v3 import evaluate_comet
 from indexer.risk.state import encode
 
@@ -65,6 +67,7 @@ class CompoundV3Adapter(ProtocolAdapter):
         super().__init__(*args, **kwargs)
         self.abi = load_abi("Comet")
         self.erc20 = load_abi("ERC20")
+        self._fast = CometVerdicts()  # compiled kept states, for ``verdicts``
 
     # --- market ------------------------------------------------------------------------------------
     def load_market(self, block: BlockRef) -> CometSnapshot:
@@ -213,11 +216,7 @@ class CompoundV3Adapter(ProtocolAdapter):
         """``users`` without those needing a price Comet's getPrice refuses (logged): a borrower's verdict reads the
         base price and its collateral prices, and every non-zero balance's value reads its price."""
         m = snap.market
-        bad_bits = 0
-        for a in m.assets:
-            if a.asset in snap.unpriced:
-                bad_bits |= 1 << a.offset
-        base_bad = m.base_token in snap.unpriced
+        bad_bits, base_bad = _unpriced_rule(snap)
         kept = [u for u in users if not (u.assets_in & bad_bits or (base_bad and u.principal != 0))]
         if len(kept) < len(users):
             symbols = ", ".join(sorted(a.symbol for a in m.assets if a.asset in snap.unpriced) + ([m.base_symbol] if base_bad else []))
@@ -319,6 +318,14 @@ class CompoundV3Adapter(ProtocolAdapter):
         """The raw state (``CometUser``) of each account with a position; others (or unreadable ones) absent."""
         return {AccountKey(u.account): u for u in self.read_users(market, sorted({k.account for k in keys}), block.number)}
 
+    def verdicts(self, market: CometSnapshot, states: Mapping[AccountKey, CometUser]) -> dict[AccountKey, bool]:
+        """``{key: liquidatable}`` for the kept states: exactly ``Position.liquidatable`` of the position
+        ``positions_from_states`` makes of each (``absorb`` passes: a borrower under water at the borrow index accrued
+        to the block's timestamp, absorb not paused), computed by ``risk.fast_comet`` without building positions.
+        The states ``positions_from_states`` leaves out (a price Comet's ``getPrice`` refuses) are absent."""
+        bad_bits, base_bad = _unpriced_rule(market)
+        return self._fast(market.market, states, skip_bits=bad_bits, skip_borrowers=base_bad)
+
     def positions_from_states(self, market: CometSnapshot, known: set[AccountKey], states: dict[AccountKey, CometUser], block: BlockRef) -> list[Position]:
         """``positions`` of accounts whose state was read before (``read_states``, kept by ``indexer.warm``):
         the same verdicts when the states are current. ``positions`` is ``read_states`` then this."""
@@ -326,3 +333,13 @@ class CompoundV3Adapter(ProtocolAdapter):
         if market.unpriced:
             users = self._without_unpriced(market, users, block.number)
         return [self.position_of(market.market, user, block) for user in users]
+
+
+def _unpriced_rule(snap: CometSnapshot) -> tuple[int, bool]:
+    """(collateral bits whose price Comet refuses, whether it refuses the base price): an account holding such a
+    bit, or with a non-zero principal when the base is refused, cannot be decided (``_without_unpriced``)."""
+    bad_bits = 0
+    for a in snap.market.assets:
+        if a.asset in snap.unpriced:
+            bad_bits |= 1 << a.offset
+    return bad_bits, snap.market.base_token in snap.unpriced

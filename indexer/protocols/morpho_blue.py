@@ -14,6 +14,8 @@ A market whose oracle or IRM reverts cannot be decided: its positions are left o
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,8 @@ from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import FeedReading, read_feeds
-from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
+from indexer.risk.fast_morpho import MorphoVerdicts
 from indexer.risk.morpho import MorphoMarket, MorphoPosition, liquidation_incentive_factor, price_drop_to_liquidation, verdict
 from indexer.risk.reprice.morpho_blue import MorphoPricedMarket, evaluate_morpho
 from indexer.risk.state import encode
@@ -66,7 +69,10 @@ class MorphoSnapshot:
     morpho: str  # Morpho Blue address
     block: BlockRef  # the pinned block
     markets: dict[str, MorphoMarketInfo] = field(default_factory=dict)  # by market id
-    prices: list[PriceReading] = field(default_factory=list)  # oracle prices per market, USD feeds
+    prices: list[PriceReading] = field(default_factory=list)  # USD feeds (by token), then oracle prices (by market id)
+    tried: set[str] = field(default_factory=set)  # market ids read (``markets``) or found undecidable (not created, a revert)
+    usd_prices: dict[str, PriceReading] = field(default_factory=dict)  # token -> its USD feed, for the tokens of the markets read
+    oracle_prices: dict[str, PriceReading] = field(default_factory=dict)  # market id -> its oracle price
 
 
 def _hex32(value: bytes | str) -> str:
@@ -84,6 +90,7 @@ class MorphoBlueAdapter(ProtocolAdapter):
         self.oracle_abi = load_abi("MorphoOracle")
         self.irm_abi = load_abi("MorphoIrm")
         self.erc20 = load_abi("ERC20")
+        self._fast = MorphoVerdicts()  # compiled kept states, for ``verdicts``
 
     def load_market(self, block: BlockRef) -> MorphoSnapshot:
         return MorphoSnapshot(self.config.morpho, block)
@@ -95,26 +102,27 @@ class MorphoBlueAdapter(ProtocolAdapter):
         return LogFilter(addresses=[market.morpho], topics=topics)
 
     def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
-        where = {self.abi.event(name).topic0: self.abi.event(name).topic_index(param) for name, param in _ACCOUNT_PARAM.items()}
+        """(onBehalf, market id) of each ``Borrow`` and ``SupplyCollateral``; with ``markets`` configured, of those only."""
+        where = {self.abi.event(name).topic0: (self.abi.event(name).topic_index(param),) for name, param in _ACCOUNT_PARAM.items()}
         wanted = set(self.config.markets)
-        keys: set[AccountKey] = set()
+        by_market: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)  # topic 1 is the market id in both events
         for entry in logs:
             topics = entry["topics"]
-            i = where.get(topics[0].lower())
-            if i is None or len(topics) <= i:
-                continue
-            market_id = topics[1].lower()
-            account = to_checksum_address("0x" + topics[i][-40:])
-            if account != ZERO_ADDRESS and (not wanted or market_id in wanted):
-                keys.add(AccountKey(account, market_id))
-        return keys
+            if len(topics) > 1 and (not wanted or topics[1].lower() in wanted):
+                by_market[topics[1].lower()].append(entry)
+        return {AccountKey(k.account, market_id) for market_id, group in by_market.items() for k in accounts_in_topics(group, where)}
 
     def prices(self, market: MorphoSnapshot) -> list[PriceReading]:
         return list(market.prices)
 
     # --- markets -----------------------------------------------------------------------------------
     def read_markets(self, snap: MorphoSnapshot, ids: list[str]) -> None:
-        """Fill ``snap.markets`` and ``snap.prices`` for ``ids`` at the snapshot's block."""
+        """Fill ``snap.markets`` and ``snap.prices`` for ``ids`` at the snapshot's block. Markets read (or tried)
+        before in this snapshot are not read again; ``snap.prices`` is the same however the ids were split."""
+        ids = [i for i in ids if i not in snap.tried]
+        if not ids:
+            return
+        snap.tried.update(ids)
         n, m, fn = snap.block.number, snap.morpho, self.abi.fn
         first = self.multicall.run([Call(m, fn(name), (bytes.fromhex(i[2:]),)) for i in ids for name in ("market", "idToMarketParams")], n)
         states: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
@@ -140,9 +148,10 @@ class MorphoBlueAdapter(ProtocolAdapter):
         meta = {t: (second[2 * j], second[2 * j + 1]) for j, t in enumerate(tokens)}
         feeds = read_feeds(self.multicall, list(self.config.usd_feeds.values()), n)
         usd = {to_checksum_address(token): feeds.get(feed) for token, feed in self.config.usd_feeds.items()}
-        for token, reading in sorted(usd.items()):
+        for token, reading in usd.items():
             if reading is not None and token in meta:
-                snap.prices.append(PriceReading(token, _symbol(meta[token], token), reading.answer, reading.decimals, reading.feed, reading.answer, reading.updated_at))
+                symbol = _symbol(meta[token], token)
+                snap.usd_prices[token] = PriceReading(token, symbol, reading.answer, reading.decimals, reading.feed, reading.answer, reading.updated_at)
         for market_id in live:
             totals, params = states[market_id]
             price_at, rate_at = where[market_id]
@@ -182,18 +191,17 @@ class MorphoBlueAdapter(ProtocolAdapter):
             )
             info = MorphoMarketInfo(priced, feed)
             snap.markets[market_id] = info
-            snap.prices.append(
-                PriceReading(
-                    asset=coll,
-                    symbol=f"{priced.collateral_symbol}/{priced.loan_symbol}",
-                    price=state.price,
-                    price_decimals=36 + priced.loan_decimals - priced.collateral_decimals,
-                    source=state.oracle,
-                    feed_answer=None,
-                    feed_updated_at=None,
-                    market=market_id,
-                )
+            snap.oracle_prices[market_id] = PriceReading(
+                asset=coll,
+                symbol=f"{priced.collateral_symbol}/{priced.loan_symbol}",
+                price=state.price,
+                price_decimals=36 + priced.loan_decimals - priced.collateral_decimals,
+                source=state.oracle,
+                feed_answer=None,
+                feed_updated_at=None,
+                market=market_id,
             )
+        snap.prices[:] = [snap.usd_prices[t] for t in sorted(snap.usd_prices)] + [snap.oracle_prices[i] for i in sorted(snap.oracle_prices)]
 
     # --- positions ---------------------------------------------------------------------------------
     def positions(self, market: MorphoSnapshot, accounts: list[AccountKey], block: BlockRef) -> list[Position]:
@@ -317,6 +325,15 @@ class MorphoBlueAdapter(ProtocolAdapter):
             if supply_shares or borrow_shares or collateral:
                 out[key] = MorphoPosition(key.account, supply_shares, borrow_shares, collateral)
         return out
+
+    def verdicts(self, market: MorphoSnapshot, states: Mapping[AccountKey, MorphoPosition]) -> dict[AccountKey, bool]:
+        """``{key: liquidatable}`` for the kept states: exactly ``Position.liquidatable`` of the position
+        ``positions_from_states`` makes of each (``liquidate``'s health check on the totals accrued to the block's
+        timestamp at the oracle price), computed by ``risk.fast_morpho`` without building positions. The markets of
+        the states not read yet in this snapshot are read first (none after ``positions_from_states``); states of a
+        market that cannot be decided (not created, oracle or IRM reverts) are absent, as there."""
+        self.read_markets(market, sorted({k.market for k in states if k.market}))
+        return self._fast({market_id: info.state for market_id, info in market.markets.items()}, states)
 
     def positions_from_states(self, market: MorphoSnapshot, known: set[AccountKey], states: dict[AccountKey, MorphoPosition], block: BlockRef) -> list[Position]:
         """``positions`` of the ``known`` keys from their states read before (``read_states``, kept by

@@ -13,6 +13,8 @@ the protocol's 18-decimal arithmetic.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,8 @@ from indexer.constants import ZERO_ADDRESS
 from indexer.domain import AccountKey, BlockRef, Position, PriceReading
 from indexer.errors import DecodeError
 from indexer.pricing.chainlink import read_feeds
-from indexer.protocols.base import LogFilter, ProtocolAdapter
+from indexer.protocols.base import LogFilter, ProtocolAdapter, accounts_in_topics
+from indexer.risk.fast_synthetix import PerpsVerdicts
 from indexer.risk.reprice.synthetix_perps_v2 import evaluation
 from indexer.risk.state import encode
 from indexer.risk.synthetix_perps import PerpsMarket, PerpsPosition, approx_liquidation_price, exact_liquidation_price
@@ -57,6 +60,7 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
         super().__init__(*args, **kwargs)
         self.abi = load_abi("PerpsV2Market")
         self.settings_abi = load_abi("PerpsV2MarketSettings")
+        self._fast = PerpsVerdicts()  # compiled kept states, for ``verdicts``
 
     def load_market(self, block: BlockRef) -> PerpsSnapshot:
         n, fn, sfn = block.number, self.abi.fn, self.settings_abi.fn
@@ -119,17 +123,14 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
         return LogFilter(addresses=list(market.markets), topics=[[self.abi.event("PositionModified").topic0]])
 
     def accounts_from_logs(self, logs: list[dict[str, Any]]) -> set[AccountKey]:
+        """(account, market proxy) of each ``PositionModified`` (the proxy emits it)."""
         ev = self.abi.event("PositionModified")
-        i = ev.topic_index("account")
-        keys: set[AccountKey] = set()
+        where = {ev.topic0: (ev.topic_index("account"),)}
+        by_market: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         for entry in logs:
-            topics = entry["topics"]
-            if topics[0].lower() != ev.topic0 or len(topics) <= i:
-                continue
-            account = to_checksum_address("0x" + topics[i][-40:])
-            if account != ZERO_ADDRESS:
-                keys.add(AccountKey(account, to_checksum_address(entry["address"])))
-        return keys
+            if entry["topics"][0].lower() == ev.topic0:
+                by_market[to_checksum_address(entry["address"])].append(entry)
+        return {AccountKey(k.account, market) for market, group in by_market.items() for k in accounts_in_topics(group, where)}
 
     def prices(self, market: PerpsSnapshot) -> list[PriceReading]:
         return list(market.prices)
@@ -247,6 +248,13 @@ class SynthetixPerpsV2Adapter(ProtocolAdapter):
                 continue
             out[key] = (PerpsPosition(key.account, pid, last_index, margin, last_price, size, entries[(key.market, last_index)]), flagged)
         return out
+
+    def verdicts(self, market: PerpsSnapshot, states: Mapping[AccountKey, tuple[PerpsPosition, bool]]) -> dict[AccountKey, bool]:
+        """``{key: liquidatable}`` for the kept states: exactly ``Position.liquidatable`` of the position
+        ``positions_from_states`` makes of each (``canLiquidate`` at the market's price: valid price, and the remaining
+        margin less the liquidation premium at most the liquidation margin), computed by ``risk.fast_synthetix``
+        without building positions. States of a market not configured are absent, as there."""
+        return self._fast(market.markets, states)
 
     def positions_from_states(
         self, market: PerpsSnapshot, known: set[AccountKey], states: dict[AccountKey, tuple[PerpsPosition, bool]], block: BlockRef

@@ -24,16 +24,18 @@ Everything here is pure: the adapter gathers the state at one block, these funct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from indexer.constants import (
     AAVE_MIN_HF_LIQUIDATION_THRESHOLD,
     PERCENTAGE_FACTOR,
+    PRICE_DROP_RESOLUTION,
     UINT256_MAX,
     WAD,
 )
 from indexer.risk.distance import uniform_price_drop
-from indexer.risk.fixed_point import ceil_div, percent_mul, ray_mul, ray_mul_ceil, ray_mul_floor, wad_div
+from indexer.risk.fixed_point import HALF_PERCENT, ceil_div, percent_mul, ray_mul, ray_mul_ceil, ray_mul_floor, wad_div
 
 REVISION_V3_5 = 9
 REVISION_V3_6 = 10
@@ -82,11 +84,11 @@ class AaveReserve:
 
     @property
     def ltv(self) -> int:
-        return _bits(self.configuration, 0, 16)
+        return self.configuration & 0xFFFF  # bits 0-15 (inlined: read per leg in the hot loops)
 
     @property
     def liquidation_threshold(self) -> int:
-        return _bits(self.configuration, 16, 16)
+        return (self.configuration >> 16) & 0xFFFF
 
     @property
     def liquidation_bonus(self) -> int:
@@ -94,7 +96,7 @@ class AaveReserve:
 
     @property
     def decimals(self) -> int:
-        return _bits(self.configuration, 48, 8)
+        return (self.configuration >> 48) & 0xFF
 
     @property
     def active(self) -> bool:
@@ -213,12 +215,12 @@ def account_data(market: AaveMarket, user: AaveUser) -> AaveAccountData:
     total_coll = total_debt = weighted_lt = weighted_ltv = 0
     coll_legs: list[AaveLegValue] = []
     debt_legs: list[AaveLegValue] = []
+    configuration = user.configuration
     for rid, reserve in enumerate(market.reserves):
-        if reserve is None:
+        bits = (configuration >> (2 * rid)) & 0b11  # bit 2i borrowing, 2i+1 collateral (``AaveUser``)
+        if not bits or reserve is None:
             continue
-        borrowing, collateral = user.is_borrowing(rid), user.is_collateral(rid)
-        if not (borrowing or collateral):
-            continue
+        borrowing, collateral = bits & 1, bits & 2
         unit = 10**reserve.decimals
         if collateral:
             ltv, lt = _collateral_params(reserve, emode)
@@ -332,17 +334,89 @@ def price_drop_to_liquidation(market: AaveMarket, user: AaveUser, data: AaveAcco
         return None
     if data.health_factor < WAD:
         return 0.0
+    reserves = market.reserves
     assets = {
-        market.reserves[leg.reserve_id].asset  # type: ignore[union-attr]
+        reserves[leg.reserve_id].asset  # type: ignore[union-attr]
         for leg in data.collateral_legs
         if leg.counted
     }
     if not assets:
         return None
+    # Only prices move in the search: every leg's balance (and so which legs count, and their LTs) is the one in
+    # ``data``. Each probe sums the legs' values at the scaled prices as ``account_data`` does on the market
+    # ``with_collateral_prices_scaled`` returns, without building that market (the same integers, far faster).
+    legacy = market.revision < REVISION_V3_5
+    coll: list[tuple[int, int, int, int]] = []  # (balance, price, unit, LT): the counted legs, all in ``assets``
+    for leg in data.collateral_legs:
+        if leg.counted:
+            r = reserves[leg.reserve_id]
+            coll.append((leg.balance, r.price, 10**r.decimals, leg.liquidation_threshold))  # type: ignore[union-attr]
+    debt: list[tuple[int, int, int]] = []  # (balance, price, unit): debt legs whose price moves too (a collateral asset)
+    fixed_debt = 0  # value of the debt legs whose price stays
+    for leg in data.debt_legs:
+        r = reserves[leg.reserve_id]
+        if r.asset in assets:  # type: ignore[union-attr]
+            debt.append((leg.balance, r.price, 10**r.decimals))  # type: ignore[union-attr]
+        else:
+            fixed_debt += leg.value_base
 
     def liquidatable_at(keep: int, scale: int) -> bool:
-        shocked = with_collateral_prices_scaled(market, assets, keep, scale)
-        return account_data(shocked, user).health_factor < WAD
+        total_coll = weighted_lt = 0
+        for balance, price, unit, lt in coll:
+            value = balance * (price * keep // scale) // unit
+            total_coll += value
+            weighted_lt += value * lt
+        total_debt = fixed_debt
+        for balance, price, unit in debt:
+            if legacy:
+                total_debt += balance * (price * keep // scale) // unit
+            else:
+                total_debt -= -balance * (price * keep // scale) // unit  # ceil
+        if total_debt == 0:
+            return False  # health factor UINT256_MAX
+        if legacy:  # wadDiv(percentMul(total, avgLT), debt), both half-up
+            avg_lt = weighted_lt // total_coll if total_coll else 0
+            return ((total_coll * avg_lt + HALF_PERCENT) // PERCENTAGE_FACTOR * WAD + total_debt // 2) // total_debt < WAD
+        return (weighted_lt * WAD + total_debt // 2) // total_debt // PERCENTAGE_FACTOR < WAD  # wadDiv, then / 1e4
 
-    return uniform_price_drop(liquidatable_at)
+    if legacy or debt:
+        # The verdict need not be monotone in the drop here (the legacy average LT is floored; a debt priced with
+        # the collateral moves with it): the shared bisection, whose probes decide the answer.
+        return uniform_price_drop(liquidatable_at)
+    # From v3.5 on, with the debt's prices fixed, HF only falls with the prices: the boundary is unique, and any
+    # search that keeps it bracketed finds the bisection's answer. HF is near-linear in the prices, so it starts
+    # at the linear guess and widens the bracket from there: a handful of probes instead of ~32.
+    return _monotone_price_drop(liquidatable_at, PRICE_DROP_RESOLUTION * WAD // data.health_factor)
 
+
+def _monotone_price_drop(liquidatable_at: Callable[[int, int], bool], guess: int) -> float | None:
+    """``uniform_price_drop(liquidatable_at)`` for a verdict monotone in the price (true at and below some keep,
+    false above), the search started at ``guess`` (a keep near the boundary)."""
+    scale = PRICE_DROP_RESOLUTION
+    if liquidatable_at(scale, scale):
+        return 0.0
+    if not liquidatable_at(0, scale):
+        return None
+    lo, hi = 0, scale  # liquidatable at keep=lo, not at keep=hi
+    probe, step = min(max(guess, 1), scale - 1), 1
+    if liquidatable_at(probe, scale):
+        lo = probe
+        while lo + step < hi:  # gallop up until a keep that does not liquidate
+            if not liquidatable_at(lo + step, scale):
+                hi = lo + step
+                break
+            lo, step = lo + step, step * 2
+    else:
+        hi = probe
+        while hi - step > lo:  # gallop down until a keep that liquidates
+            if liquidatable_at(hi - step, scale):
+                lo = hi - step
+                break
+            hi, step = hi - step, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if liquidatable_at(mid, scale):
+            lo = mid
+        else:
+            hi = mid
+    return (scale - lo) / scale
