@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from indexer import logsafe
-from indexer.config import MAX_KEEP_DAYS, Settings, load_settings, parse_address
+from indexer.config import FOLLOW_MODE_FLAG, MAX_KEEP_DAYS, Settings, load_settings, parse_address
 from indexer.constants import DEFAULT_AT_RISK_HF, WAD
 from indexer.errors import ConfigError, IndexerError
 
@@ -195,6 +195,77 @@ def run(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
         raise ConfigError("no [[protocols]] in the config: nothing to run")
     clients = {name: connect(name, settings.chains[name])[0] for name in {p.chain for p in settings.protocols}}
     run_forever(settings, make_engine(settings.database_url), clients)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+@_errors
+def follow(
+    protocol: Annotated[str, typer.Option(help="the protocol instance to follow")],
+    from_block: Annotated[int | None, typer.Option("--from-block", help="start at this block (default: head - confirmations), then follow the new ones")] = None,
+    sample: Annotated[int | None, typer.Option(help="untouched positions re-read and compared per refresh (default: \\[warm] sample_size)")] = None,
+    full_every: Annotated[int | None, typer.Option("--full-every", help="refreshes between full re-reads; 0: never (default: \\[warm] full_every)")] = None,
+    mode: Annotated[str | None, typer.Option(FOLLOW_MODE_FLAG.flag, help=FOLLOW_MODE_FLAG.help)] = None,
+    poll_seconds: Annotated[float | None, typer.Option("--poll-seconds", help="seconds between looks at the head (default: \\[warm] poll_seconds)")] = None,
+    max_blocks: Annotated[int | None, typer.Option("--max-blocks", help="stop after this many stored snapshots, the start's included")] = None,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Follow one protocol instance block by block: a stored snapshot per block, reading only what changed.
+
+    Starts with a full read (accounts discovered since the checkpoint), then per block reads the market, the
+    block's events, the accounts they name and a sample ("Warm refresh" in the README). Ctrl-C or SIGTERM stops it.
+    """
+    import signal
+
+    from indexer.risk_cli import check_range
+
+    for option, value, low, low_open in (
+        ("--from-block", from_block, 0, False), ("--sample", sample, 0, False), ("--full-every", full_every, 0, False),
+        ("--poll-seconds", poll_seconds, 0, True), ("--max-blocks", max_blocks, 1, False),
+    ):  # fmt: skip
+        if value is not None:
+            check_range(option, value, low=low, low_open=low_open)
+    flag = FOLLOW_MODE_FLAG
+    if mode is not None and mode not in flag.choices:
+        raise ConfigError(f"{flag.flag}: {mode!r} is not a mode: pass one of {', '.join(flag.choices)}", key=flag.flag.lstrip("-"))
+    settings = _settings(config, database_url)
+    proto = next((p for p in settings.protocols if p.name == protocol), None)
+    if proto is None:
+        known = ", ".join(p.name for p in settings.protocols) or "none"
+        raise ConfigError(f"--protocol: no protocol {protocol!r} in the config (configured: {known})", key="protocol")
+    from indexer.pipeline import connect, notify_watchlist
+    from indexer.warm.follow import WarmIndexer, check_followable, warm_options
+
+    check_followable(proto)
+    chain = settings.chains[proto.chain]
+    options = warm_options(settings.warm, chain, sample_size=sample, full_every=full_every, **{flag.key: mode})
+    rpc, _ = connect(proto.chain, chain)
+    if from_block is not None and from_block > (head := rpc.block_number()):
+        raise ConfigError(f"--from-block: {from_block} is above the head of chain {proto.chain!r} ({head}): pass a block at or below it", key="from-block")
+    engine = make_engine(settings.database_url)
+    notify_watchlist(engine, settings, None)  # catches up the alerts of a run whose process died after its commit
+    warm = WarmIndexer(settings, proto, engine, rpc=rpc, options=options)
+
+    def emit(result: Any) -> None:
+        s, r = result.snapshot, warm.last_refresh
+        sys.stdout.write(
+            f"{proto.name}: block {s.block.number}, {len(s.positions)} positions ({sum(p.liquidatable for p in s.positions)} liquidatable), "
+            f"{len(r.touched) if r else 0} touched, {r.hot if r else 0} hot, {len(r.sampled) if r else 0} sampled, full read {(r.full_read if r else '') or '-'}, "
+            f"{s.rpc_requests} RPC requests, {s.duration_seconds:.2f}s{'' if result.created else ' (already stored)'}\n"
+        )
+        sys.stdout.flush()
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops like Ctrl-C: a snapshot is stored whole or not at all
+    try:
+        emit(warm.start(at_block=from_block))
+        if max_blocks is None or max_blocks > 1:
+            warm.follow(poll_seconds=poll_seconds, max_blocks=None if max_blocks is None else max_blocks - 1, on_run=emit)
+    except (KeyboardInterrupt, BrokenPipeError):
+        logging.getLogger(__name__).info("follow protocol=%s stopped", proto.name)
 
 
 @app.command()

@@ -13,7 +13,7 @@ import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 from urllib.parse import urlsplit
 
 from eth_utils import is_hex_address, to_checksum_address
@@ -159,6 +159,10 @@ class ChainConfig(BaseModel):
     multicall_address: Address = Field(default=MULTICALL3_ADDRESS, description="Multicall3 contract")
     multicall_batch_size: int = Field(default=DEFAULT_MULTICALL_BATCH_SIZE, ge=1, description="calls per aggregate3 eth_call")
     log_chunk_blocks: int = Field(default=DEFAULT_LOG_CHUNK_BLOCKS, ge=1, description="blocks per eth_getLogs at start")
+    rpc_max_in_flight: int = Field(default=4, ge=1, le=64, description="HTTP requests in flight at once for the batches of one read")
+    rpc_batch_calls: int = Field(
+        default=10, ge=1, le=1000, description="eth_calls per JSON-RPC batch request; 1 = no batches (for providers that refuse them)"
+    )
 
     @field_validator("chain_id")
     @classmethod
@@ -518,6 +522,52 @@ class AlertsConfig(BaseModel):
     webhook_backoff_seconds: float = Field(default=0.5, ge=0, description="wait before the first retry; doubles each retry")
 
 
+GmxMode = Literal["auto", "derive", "reread"]
+GMX_MODES: tuple[str, ...] = get_args(GmxMode)
+
+
+class FollowFlag(NamedTuple):
+    """An ``indexer follow`` flag that overrides one protocol's ``[warm]`` key: declared here, beside the key, so
+    that the generic CLI names no protocol (``tests/test_architecture.py``)."""
+
+    flag: str  # the option, e.g. "--gmx-mode"
+    key: str  # the [warm] key (and WarmOptions field) it overrides
+    choices: tuple[str, ...]  # its values
+    help: str
+
+
+FOLLOW_MODE_FLAG = FollowFlag(
+    "--gmx-mode", "gmx_mode", GMX_MODES, f"GMX getPositionInfo: {', '.join(GMX_MODES)} (default: \\[warm] gmx_mode)"
+)
+
+
+class WarmConfig(BaseModel):
+    """``indexer follow``: the warm refresh (``indexer.warm``), a stored snapshot per block reading only what changed.
+
+    The defaults are ``indexer.warm.book.WarmOptions``'s; ``indexer.warm.follow.warm_options`` builds those from
+    this section (CLI flags override it)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    sample_size: int = Field(default=16, ge=0, description="untouched positions re-read and compared with the kept state per refresh (a difference re-reads all)")
+    seed: int = Field(default=0, description="seed of the sample's random choice (the same seed gives the same samples)")
+    full_every: int = Field(default=1000, ge=0, description="refreshes between two full re-reads compared with the kept state; 0: never")
+    gmx_mode: GmxMode = Field(
+        default="auto", description='GMX getPositionInfo: "auto" (derived off-chain where ported, else re-read), "derive" or "reread" (every position, every block)'
+    )
+    hot_band_bps: int = Field(
+        default=500, ge=0, le=10_000, description="positions liquidatable or within this distance of liquidation (bps of health factor or price move) are 'hot'"
+    )
+    hot_max: int = Field(default=256, ge=0, description="hot positions re-read and compared every refresh, at most this many (the closest first)")
+    cold_every: int = Field(default=8, ge=1, description="GMX re-read mode: the other ('cold') positions are re-read every this many refreshes")
+    poll_seconds: float = Field(default=1.0, gt=0, description="seconds between looks at the node's head when no new block is there")
+    # A follower that fell behind catches up at the cost of the blocks in between: a refresh over a range costs as
+    # much as one over a block (plus one eth_getLogs per log chunk), and one snapshot is stored for the range.
+    max_lag_blocks: int = Field(
+        default=32, ge=1, description="blocks behind the head beyond which the follower refreshes to the newest block in one step (one snapshot)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything the indexer is told."""
 
@@ -533,6 +583,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig, description="`indexer serve`: HTTP API, dashboard, metrics")
     targets: TargetsConfig = Field(default_factory=TargetsConfig, description="`indexer targets`: gas price, near move, gas per call")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="watchlist alerts: webhook, hysteresis band, cooldown")
+    warm: WarmConfig = Field(default_factory=WarmConfig, description="`indexer follow`: the warm refresh's sample, full re-reads, hot positions, polling")
 
     @field_validator("database_url")
     @classmethod
@@ -639,6 +690,7 @@ _TYPE_HINTS = {
     "model_type": "must be a table (in TOML: a [section] or { key = value })",
     "model_attributes_type": "must be a table (in TOML: a [section] or { key = value })",
     "too_short": "must have at least {min_length} item(s)",
+    "literal_error": "must be one of {expected}",
 }
 
 

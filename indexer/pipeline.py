@@ -71,7 +71,10 @@ def connect(chain_name: str, chain: ChainConfig) -> tuple[RpcClient, int]:
     urls = [chain.rpc_url, *chain.fallback_rpc_urls]
     probe_timeout = min(STARTUP_PROBE_TIMEOUT_SECONDS, chain.rpc_timeout_seconds)
     try:
-        rpc, chain_id, _ = open_client(urls, expected_chain_id=chain.chain_id, timeout=chain.rpc_timeout_seconds, probe_timeout=probe_timeout)
+        rpc, chain_id, _ = open_client(
+            urls, expected_chain_id=chain.chain_id, timeout=chain.rpc_timeout_seconds, probe_timeout=probe_timeout,
+            batch_calls=1 if chain.rpc_batch_calls == 1 else None,  # 1: no JSON-RPC batches at all (a provider refusing them)
+        )  # fmt: skip
     except RpcUnreachable as exc:
         raise ConfigError(f"chains.{chain_name}.rpc_url: {exc}; check the URL and that the node runs", key=f"chains.{chain_name}.rpc_url") from None
     except ChainMismatch as exc:
@@ -153,7 +156,10 @@ def run_snapshot(
         requests_before, errors_before = rpc.request_count, dict(rpc.error_counts)
         chain_id = rpc.chain_id()
     block, head = pin_block_and_head(rpc, chain_id, chain_cfg.confirmations, at=at_block)
-    multicall = Multicaller(rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size)
+    multicall = Multicaller(
+        rpc, address=chain_cfg.multicall_address, batch_size=chain_cfg.multicall_batch_size,
+        max_in_flight=chain_cfg.rpc_max_in_flight, calls_per_request=chain_cfg.rpc_batch_calls,
+    )  # fmt: skip
     multicall.pin(block)  # reads at the pinned block go by its hash where the node supports it (EIP-1898)
     adapter = make_adapter(proto, rpc, multicall)
     market = adapter.load_market(block)

@@ -1,14 +1,20 @@
 """``WarmIndexer``: follow one protocol instance block by block, a warm refresh and a stored snapshot per block.
 
+``indexer follow --protocol NAME`` runs it (``indexer.cli``); the config's ``[warm]`` section (``WarmConfig``)
+gives its options (``warm_options``), its polling and its lag limit.
+
 Start: pin the block (head - confirmations), discover accounts since the stored checkpoint as ``indexer run``
 does, read every known account (the warm book's full read) and store the snapshot. Then, per new block: pin it,
 check that it extends the book's block (its parent hash; otherwise a reorg: start again at the new block),
 ``WarmBook.refresh`` (market state, the block's events, the accounts they name, a sample), label the prices as
-the pipeline does and store the snapshot (``store.db.write_snapshot``: positions with their raw state, the market
-state, new accounts, the checkpoint at the block), then the watchlist alerts.
+the pipeline does and store the snapshot (``store.db.write_snapshot``, one transaction: positions with their raw
+state, the market state, new accounts, the checkpoint at the block), then the watchlist alerts. A refresh or
+store that fails (an RPC or database error after the client's retries) is logged and the book starts again,
+with a full read, at the next block: no block's new accounts are lost, and a long follower outlives a node's
+bad minutes as ``indexer run`` does.
 
 >>> # warm = WarmIndexer(settings, settings.protocols[0], make_engine(settings.database_url))
->>> # warm.start(); warm.follow(poll_seconds=2.0)   # one stored snapshot per block, until stopped
+>>> # warm.start(); warm.follow()   # one stored snapshot per block, until stopped
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -24,9 +31,9 @@ from indexer.chain.logs import scan_logs
 from indexer.chain.reorg import canonical_hashes
 from indexer.chain.multicall import Multicaller
 from indexer.chain.rpc import RpcClient
-from indexer.config import ProtocolConfig, Settings
+from indexer.config import ChainConfig, ProtocolConfig, Settings, WarmConfig
 from indexer.domain import AccountKey, BlockRef, Snapshot
-from indexer.errors import ConfigError
+from indexer.errors import ChainMismatch, ConfigError, IndexerError
 from indexer.pipeline import RunResult, _discovery_start, connect, notify_watchlist, run_snapshot
 from indexer.pricing.chainlink import read_sequencer
 from indexer.pricing.quality import label_snapshot
@@ -37,20 +44,35 @@ from indexer.warm.book import WarmBook, WarmOptions, WarmRefresh
 
 log = logging.getLogger(__name__)
 
-# Seconds ``follow`` waits before asking the node for its head again when no new block is pinnable.
-DEFAULT_POLL_SECONDS = 1.0
-# Blocks ``follow`` may be behind before it refreshes to the newest pinnable block in one step (one snapshot for
-# the range) instead of one snapshot per block: a follower that fell behind catches up at the cost of the blocks
-# in between (each refresh over a range costs as much as one over a block, plus one eth_getLogs per log chunk).
-DEFAULT_MAX_LAG_BLOCKS = 32
+def warm_options(warm: WarmConfig, chain: ChainConfig, **overrides: Any) -> WarmOptions:
+    """The book's ``WarmOptions`` from the ``[warm]`` section, the chain's ``log_chunk_blocks`` and ``overrides``
+    (CLI flags; None = not given). Only the dataclass's fields are taken: ``poll_seconds`` and ``max_lag_blocks``
+    are ``follow``'s.
+
+    >>> from indexer.config import WarmConfig, ChainConfig
+    >>> warm_options(WarmConfig(sample_size=0), ChainConfig(rpc_url="http://x"), full_every=5).full_every
+    5
+    """
+    values = {**warm.model_dump(), "log_chunk_blocks": chain.log_chunk_blocks, **{k: v for k, v in overrides.items() if v is not None}}
+    return WarmOptions(**{k: v for k, v in values.items() if k in WarmOptions.__dataclass_fields__})
+
+
+def check_followable(proto: ProtocolConfig) -> None:
+    """``ConfigError`` unless the warm follower can follow ``proto`` (it reads the whole instance: one shard)."""
+    if proto.shards != 1:
+        raise ConfigError(
+            f"protocols.{proto.name}: the warm follower reads the whole instance; shards = {proto.shards} is for `indexer run` (set shards = 1 to follow it)", key="shards"
+        )
 
 
 class WarmIndexer:
-    """A warm book of one protocol instance and the store its snapshots go to (see the module's docstring)."""
+    """A warm book of one protocol instance and the store its snapshots go to (see the module's docstring).
+
+    ``options``: default ``warm_options(settings.warm, <the chain's config>)``. ``last_refresh`` is what the book
+    read and computed for the latest stored snapshot (touched accounts, sample, full read and why)."""
 
     def __init__(self, settings: Settings, proto: ProtocolConfig, engine: Engine, *, rpc: RpcClient | None = None, options: WarmOptions | None = None) -> None:
-        if proto.shards != 1:
-            raise ConfigError(f"protocols.{proto.name}: the warm follower reads the whole instance; shards = {proto.shards} is for `indexer run`", key="shards")
+        check_followable(proto)
         self.settings, self.proto, self.engine = settings, proto, engine
         self.chain = settings.chains[proto.chain]
         if rpc is None:
@@ -58,9 +80,13 @@ class WarmIndexer:
         else:
             self.chain_id = rpc.chain_id()
         self.rpc = rpc
-        self.multicall = Multicaller(rpc, address=self.chain.multicall_address, batch_size=self.chain.multicall_batch_size)
+        self.multicall = Multicaller(
+            rpc, address=self.chain.multicall_address, batch_size=self.chain.multicall_batch_size,
+            max_in_flight=self.chain.rpc_max_in_flight, calls_per_request=self.chain.rpc_batch_calls,
+        )  # fmt: skip
         self.adapter = make_adapter(proto, rpc, self.multicall)
-        self.book = WarmBook(self.adapter, options or WarmOptions(log_chunk_blocks=self.chain.log_chunk_blocks))
+        self.book = WarmBook(self.adapter, options or warm_options(settings.warm, self.chain))
+        self.last_refresh: WarmRefresh | None = None
 
     # --- blocks -----------------------------------------------------------------------------------------------
     def _pin(self, at: int | None) -> tuple[BlockRef, str, int | None]:
@@ -95,6 +121,7 @@ class WarmIndexer:
             new = self.adapter.accounts_from_logs(scan_logs(self.rpc, filt.addresses, filt.topics, start, block.number, chunk=chunk, max_chunk=chunk))
         stored = set(known_accounts(self.engine, self.proto.name))
         refresh = self.book.start(block, stored | new, market=market)
+        self.last_refresh = refresh
         log.info("warm start protocol=%s block=%d accounts=%d positions=%d", self.proto.name, block.number, len(self.book.known), len(refresh.positions))
         return self._store(refresh, tuple(sorted(new - stored)), rescan, head, started, before, errors_before)
 
@@ -109,9 +136,10 @@ class WarmIndexer:
         if not self._extends(block, parent):
             return self._reorg(block)
         refresh = self.book.refresh(block)
+        self.last_refresh = refresh
         log.info(
-            "warm refresh protocol=%s block=%d range=%d-%d touched=%d sampled=%d mismatches=%d full=%s positions=%d rpc_requests=%d seconds=%.3f",
-            self.proto.name, block.number, refresh.first_block, block.number, len(refresh.touched), len(refresh.sampled),
+            "warm refresh protocol=%s block=%d range=%d-%d touched=%d hot=%d sampled=%d mismatches=%d full=%s positions=%d rpc_requests=%d seconds=%.3f",
+            self.proto.name, block.number, refresh.first_block, block.number, len(refresh.touched), refresh.hot, len(refresh.sampled),
             len(refresh.mismatches), refresh.full_read or "-", len(refresh.positions), refresh.rpc_requests, refresh.duration_seconds,
         )  # fmt: skip
         return self._store(refresh, refresh.new_accounts, False, head, started, before, errors_before)
@@ -141,35 +169,53 @@ class WarmIndexer:
     def follow(
         self,
         *,
-        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        poll_seconds: float | None = None,
         max_blocks: int | None = None,
-        max_lag_blocks: int = DEFAULT_MAX_LAG_BLOCKS,
+        max_lag_blocks: int | None = None,
         stop: Callable[[], bool] | None = None,
         on_run: Callable[[RunResult], None] | None = None,
     ) -> int:
-        """Store a snapshot per new block until ``stop()`` is true or ``max_blocks`` snapshots were stored (the start
-        counts as one); returns how many were stored. More than ``max_lag_blocks`` behind, it jumps to the newest."""
+        """Store a snapshot per new block until ``stop()`` is true or ``max_blocks`` snapshots were stored (the start,
+        when the book has not started, counts as one); returns how many were stored. More than ``max_lag_blocks``
+        behind, it jumps to the newest. ``poll_seconds`` and ``max_lag_blocks`` default to the ``[warm]`` section's.
+
+        A step that fails with an RPC, store or reorg error (``IndexerError``; not a configuration error or a node of
+        another chain) is logged, and the book starts again with a full read ``poll_seconds`` later: a failed store
+        must not leave a block's new accounts out of the store. ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM as the CLI
+        maps it) goes through: the snapshot being written is one transaction, stored whole or not at all."""
+        warm = self.settings.warm
+        poll = warm.poll_seconds if poll_seconds is None else poll_seconds
+        lag = warm.max_lag_blocks if max_lag_blocks is None else max_lag_blocks
         done = 0
-        if self.book.block is None:
-            result = self.start()
-            done += 1
-            if on_run:
-                on_run(result)
-        while (max_blocks is None or done < max_blocks) and not (stop and stop()):
-            target = max(0, self.rpc.block_number() - self.chain.confirmations)
-            last = self.book.block.number if self.book.block else -1
-            if target <= last:
-                time.sleep(poll_seconds)
-                continue
-            numbers = [target] if target - last > max_lag_blocks else list(range(last + 1, target + 1))
-            for number in numbers:
-                result = self.step(number)
-                if result is not None:
-                    done += 1
-                    if on_run:
-                        on_run(result)
-                if (max_blocks is not None and done >= max_blocks) or (stop and stop()):
-                    break
+
+        def stored(result: RunResult | None) -> bool:
+            nonlocal done
+            if result is not None:
+                done += 1
+                if on_run:
+                    on_run(result)
+            return (max_blocks is not None and done >= max_blocks) or bool(stop and stop())
+
+        while not ((max_blocks is not None and done >= max_blocks) or (stop and stop())):
+            try:
+                if self.book.block is None:
+                    stored(self.start())
+                    continue
+                target = max(0, self.rpc.block_number() - self.chain.confirmations)
+                last = self.book.block.number
+                if target <= last:
+                    time.sleep(poll)
+                    continue
+                numbers = [target] if target - last > lag else list(range(last + 1, target + 1))
+                for number in numbers:
+                    if stored(self.step(number)):
+                        break
+            except (ConfigError, ChainMismatch):
+                raise
+            except IndexerError as exc:
+                log.error("warm follower protocol=%s failed: %s; starting again with a full read in %.1fs", self.proto.name, exc, poll)
+                self.book = WarmBook(self.adapter, self.book.options)
+                time.sleep(poll)
         return done
 
     def _store(

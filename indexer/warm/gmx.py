@@ -17,6 +17,14 @@ Where a market's settings leave the ported subset (``MarketData.derivable``), or
 is then re-read every block in batches (with the liquidation price search's rounds), and that is logged.
 ``verify`` compares the local answers for a sample of positions with the node's; a difference switches the
 instance to "reread" for good.
+
+Risk tiers in re-read mode (``cold_every`` > 1, warm refreshes only): ``getPositionInfo`` (and the liquidation
+price search) is asked from the node every refresh for the hot accounts (``WarmBook``'s, near liquidation), for the
+accounts whose kept props changed, and for a round-robin slice of the others (``int(account) % cold_every``); every
+other account's positions are those computed at its last read. A cold position's values (and its ``block``) may so
+be up to ``cold_every - 1`` refreshes old: a market-wide move (prices, funding, borrowing fees) reaches it at the
+latest then, and the refresh's ``prices`` are the tokens of the positions read this time. A cold position was at
+least ``hot_band_bps`` from liquidation at its last read. Full reads (start, mismatch, periodic) read all.
 """
 
 from __future__ import annotations
@@ -113,11 +121,18 @@ class ReaderMulticaller(Multicaller):
 class GmxWarm:
     """``positions_from_states`` for GMX v2 (see the module's docstring)."""
 
-    def __init__(self, adapter: GmxV2Adapter, mode: str = "auto") -> None:
+    def __init__(self, adapter: GmxV2Adapter, mode: str = "auto", cold_every: int = 1) -> None:
         if mode not in GMX_MODES:
             raise ValueError(f"gmx mode {mode!r}: one of {', '.join(GMX_MODES)}")
+        if cold_every < 1:
+            raise ValueError(f"gmx cold_every {cold_every}: must be >= 1")
         self.adapter = adapter
         self.mode = mode
+        self.cold_every = cold_every  # re-read mode: refreshes between two reads of a cold account's positions
+        self.tick = 0  # tiered re-read refreshes so far (picks the round-robin slice)
+        # account -> (its kept props when read, its positions then): reused for cold accounts in re-read mode
+        self.kept: dict[AccountKey, tuple[Any, list[Position]]] = {}
+        self.reused = 0  # positions of the last ``positions`` taken from ``kept`` (not read at its block)
         self._market_props: dict[str, tuple[str, str, str]] = {}  # market -> (index, long, short): immutable
         self.last: LocalReader | None = None  # the local reader of the last ``positions``
         self.rereading: str = ""  # why getPositionInfo goes to the node ("" while it is derived)
@@ -140,9 +155,13 @@ class GmxWarm:
                 data[m].fill(name, r.one())  # a value the Reader reads must answer
         return data
 
-    def positions(self, market: GmxSnapshot, known: set[AccountKey], states: dict[AccountKey, tuple[Any, ...]], block: BlockRef) -> list[Position]:
+    def positions(
+        self, market: GmxSnapshot, known: set[AccountKey], states: dict[AccountKey, tuple[Any, ...]], block: BlockRef, *, hot: set[AccountKey] | None = None
+    ) -> list[Position]:
         """The adapter's ``positions`` of every known account, with the Reader's per-position views answered from
-        ``states`` (the accounts' stored props) and the markets' DataStore values at ``block``."""
+        ``states`` (the accounts' stored props) and the markets' DataStore values at ``block``. ``hot``: the hot
+        accounts of a warm refresh (in re-read mode the cold ones are then read in slices, see the module's
+        docstring); None: a full read, every account at ``block``."""
         a = self.adapter
         props = {k.account: v for k, v in states.items()}
         markets = sorted({to_checksum_address(p[0][1]) for items in props.values() for p in items})
@@ -153,13 +172,52 @@ class GmxWarm:
             why = why or next((f"market {m}: {d.derivable()}" for m, d in data.items() if d.derivable()), "")
             if why and self.mode == "auto":
                 self.rereading = why
+                self.kept.clear()  # derived before: every account is read from the node once before any is reused
                 log.warning("gmx %s: getPositionInfo is re-read from the node every block: %s", a.name, why)
                 data = {}
         local = LocalReader(a.config.reader, a.config.data_store, block, props, data)
         self.last = local
         view = copy.copy(a)
         view.multicall = ReaderMulticaller(a.multicall, local)
-        return view.positions(market, sorted(known), block)
+        accounts = sorted(known)
+        self.reused = 0
+        if hot is None or self.cold_every == 1 or not (self.mode == "reread" or self.rereading):
+            out = view.positions(market, accounts, block)
+            self._keep(accounts, states, out)
+            return out
+        self.tick += 1
+        slot = self.tick % self.cold_every
+        due = [
+            k for k in accounts
+            if k in hot or int(k.account, 16) % self.cold_every == slot or k not in self.kept or self.kept[k][0] is not states.get(k)
+        ]  # fmt: skip
+        read = view.positions(market, due, block)
+        self._keep(due, states, read)
+        by_account: dict[str, list[Position]] = {}
+        for p in read:
+            by_account.setdefault(p.account, []).append(p)
+        due_set, out = set(due), []
+        for k in accounts:  # the adapter's order: by account
+            if k in due_set:
+                out += by_account.get(k.account, [])
+            elif k in states:
+                out += self.kept[k][1]
+                self.reused += len(self.kept[k][1])
+        return out
+
+    def _keep(self, accounts: list[AccountKey], states: dict[AccountKey, tuple[Any, ...]], positions: list[Position]) -> None:
+        """Remember the positions just computed for ``accounts``; an account is kept only when every open position of
+        its props came back (none left out or unreadable), else it is read again next refresh."""
+        by_account: dict[str, list[Position]] = {}
+        for p in positions:
+            by_account.setdefault(p.account, []).append(p)
+        for k in accounts:
+            state = states.get(k)
+            got = by_account.get(k.account, [])
+            if state is not None and len(got) == sum(1 for p in state if p[1][0] > 0):  # sizeInUsd > 0, as ``positions``
+                self.kept[k] = (state, got)
+            else:
+                self.kept.pop(k, None)
 
     def verify(self, accounts: set[AccountKey], block: BlockRef) -> list[AccountKey]:
         """Accounts among ``accounts`` whose locally derived getPositionInfo (at the feed prices of the last
@@ -174,6 +232,7 @@ class GmxWarm:
         remote = self.adapter.multicall.run([call for _, call, _ in items], block.number)
         bad = sorted({AccountKey(to_checksum_address(local.by_key[key][0][0])) for (key, _call, mine), theirs in zip(items, remote, strict=True) if mine != theirs})
         if bad:
+            self.kept.clear()
             self.rereading = f"the derived getPositionInfo differs from the Reader's for {', '.join(k.account for k in bad[:3])}"
             log.warning("gmx %s: %s at block %d; getPositionInfo is re-read from the node from now on", self.adapter.name, self.rereading, block.number)
         return bad
