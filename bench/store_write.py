@@ -3,8 +3,10 @@
     .venv/bin/python bench/store_write.py [--positions 100000] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Each backend writes the same synthetic snapshot twice into a fresh database: once with ``write_snapshot``
-(COPY on PostgreSQL, one executemany on SQLite, one transaction) and once with the baseline, the ORM
-``session.add_all`` of one object per row that the store used before. The table gives rows/s and the
+(one transaction: a binary COPY on PostgreSQL, rows streamed as they are encoded; one driver executemany of
+row tuples on SQLite) and once with the baseline, the ORM ``session.add_all`` of one object per row
+(``db._position_row``) that the store used before. The synthetic positions are small (one leg, one detail, no
+state); ``bench/refresh.py`` measures real Aave positions. The table gives rows/s and the
 ratio bulk / baseline measured in the same run. PostgreSQL is skipped (with the reason) if it does not answer.
 """
 
