@@ -24,7 +24,6 @@ Everything here is pure: the adapter gathers the state at one block, these funct
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from indexer.constants import (
@@ -386,37 +385,5 @@ def price_drop_to_liquidation(market: AaveMarket, user: AaveUser, data: AaveAcco
     # From v3.5 on, with the debt's prices fixed, HF only falls with the prices: the boundary is unique, and any
     # search that keeps it bracketed finds the bisection's answer. HF is near-linear in the prices, so it starts
     # at the linear guess and widens the bracket from there: a handful of probes instead of ~32.
-    return _monotone_price_drop(liquidatable_at, PRICE_DROP_RESOLUTION * WAD // data.health_factor)
+    return uniform_price_drop(liquidatable_at, guess=PRICE_DROP_RESOLUTION * WAD // data.health_factor)
 
-
-def _monotone_price_drop(liquidatable_at: Callable[[int, int], bool], guess: int) -> float | None:
-    """``uniform_price_drop(liquidatable_at)`` for a verdict monotone in the price (true at and below some keep,
-    false above), the search started at ``guess`` (a keep near the boundary)."""
-    scale = PRICE_DROP_RESOLUTION
-    if liquidatable_at(scale, scale):
-        return 0.0
-    if not liquidatable_at(0, scale):
-        return None
-    lo, hi = 0, scale  # liquidatable at keep=lo, not at keep=hi
-    probe, step = min(max(guess, 1), scale - 1), 1
-    if liquidatable_at(probe, scale):
-        lo = probe
-        while lo + step < hi:  # gallop up until a keep that does not liquidate
-            if not liquidatable_at(lo + step, scale):
-                hi = lo + step
-                break
-            lo, step = lo + step, step * 2
-    else:
-        hi = probe
-        while hi - step > lo:  # gallop down until a keep that liquidates
-            if liquidatable_at(hi - step, scale):
-                lo = hi - step
-                break
-            hi, step = hi - step, step * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if liquidatable_at(mid, scale):
-            lo = mid
-        else:
-            hi = mid
-    return (scale - lo) / scale
