@@ -73,6 +73,17 @@ FAULT_KINDS = ("rpc_error", "rpc_rate_limit", "http_429", "http_503", "timeout",
 GETLOGS_STYLES = ("alchemy", "infura", "quicknode", "bsc", "ankr")
 BATCH_REFUSALS = ("jsonrpsee", "invalid_request", "http_400")
 BATCH_CAP_STYLES = ("geth", "jsonrpsee", "http_413")
+# What the client counts each injected fault as (RpcClient.error_counts).
+FAULT_CLASS = {
+    "rpc_error": "transient",
+    "rpc_rate_limit": "rate_limited",
+    "http_429": "rate_limited",
+    "http_503": "transient",
+    "timeout": "transient",
+    "truncated": "transient",
+    "dropped": "transient",
+    "range_cap": "range_too_large",
+}
 # Seconds the proxy waits for the upstream node.
 UPSTREAM_TIMEOUT_SECONDS = 120.0
 

@@ -22,7 +22,8 @@ from tests.conftest import Market, indexer
 SECRET = "s3cr3t-api-key"
 
 
-def write_config(path: Path, rpc_url: str, provider: str, *, extra: str = "", db: str = "sqlite:///indexer.db") -> Path:
+def write_config(path: Path, rpc_url: str, provider: str, *, extra: str = "", db: str = "sqlite:///indexer.db", proto: str = "", tail: str = "") -> Path:
+    """A config of the local chain (``extra``: more chain keys) and its Aave instance (``proto``: more keys), then ``tail``."""
     path.write_text(
         f"""database_url = "{db}"
 [chains.local]
@@ -36,6 +37,8 @@ kind = "aave_v3"
 chain = "local"
 pool_addresses_provider = "{provider}"
 interval_seconds = 1
+{proto}
+{tail}
 """
     )
     return path

@@ -30,6 +30,7 @@ from indexer.store.db import make_engine
 from indexer.warm.book import WarmOptions
 from indexer.warm.follow import warm_options
 from tests.conftest import Market, indexer, settings_for
+from tests.test_cli import write_config as cli_config
 
 PROVIDER = "0x2f39d218133AFaB8F2B819B1066c7E434Ad94E9e"  # any address: bad input is refused before it is read
 LINE = re.compile(
@@ -38,24 +39,8 @@ LINE = re.compile(
 
 
 def write_config(path: Path, rpc_url: str, provider: str, *, db: str, warm: str = "", chain: str = "", proto: str = "") -> Path:
-    path.write_text(
-        f"""database_url = "{db}"
-[chains.local]
-rpc_url = "{rpc_url}"
-chain_id = 31337
-confirmations = 0
-{chain}
-[[protocols]]
-name = "aave-local"
-kind = "aave_v3"
-chain = "local"
-pool_addresses_provider = "{provider}"
-{proto}
-[warm]
-{warm}
-"""
-    )
-    return path
+    """``tests.test_cli.write_config`` with a ``[warm]`` section (``warm``: its keys)."""
+    return cli_config(path, rpc_url, provider, extra=chain, db=db, proto=proto, tail=f"[warm]\n{warm}")
 
 
 @pytest.fixture()

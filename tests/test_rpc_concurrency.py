@@ -24,23 +24,14 @@ from indexer.chain.rpc import RpcClient
 from indexer.devnet.anvil import Anvil
 from indexer.domain import BlockRef
 from tests.conftest import Market
-from tests.faultproxy import BATCH_CAP_STYLES, BATCH_REFUSALS, FAULT_KINDS, FaultProxy
+from tests.faultproxy import BATCH_CAP_STYLES, BATCH_REFUSALS, FAULT_CLASS, FAULT_KINDS, FaultProxy
 
 # Calls per aggregate3 in these tests: the balances of two reserves (440 reads) make 44 chunks, five batches of ten.
 ASSETS, BATCH_SIZE = 2, 10
 IN_FLIGHT, PER_REQUEST = 4, 10
 # Each request is held this long by the proxy, so that requests sent together are in flight together.
 DELAY = 0.03
-# As in test_rpc_faults: what the client counts each injected fault as, and a timeout the proxy holds past it.
-FAULT_CLASS = {
-    "rpc_error": "transient",
-    "rpc_rate_limit": "rate_limited",
-    "http_429": "rate_limited",
-    "http_503": "transient",
-    "timeout": "transient",
-    "truncated": "transient",
-    "dropped": "transient",
-}
+# A timeout the proxy holds past (the fault classes: tests.faultproxy.FAULT_CLASS).
 CLIENT_TIMEOUT = 1.5
 WEIGHTED_KINDS = tuple(k for k in FAULT_KINDS if k != "timeout") * 2 + ("timeout",)
 

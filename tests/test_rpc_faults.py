@@ -27,19 +27,8 @@ from indexer.errors import ChainMismatch, ConfigError, DecodeError
 from indexer.pipeline import connect, run_snapshot
 from indexer.store.db import make_engine
 from tests.conftest import Market, comet_settings, gmx_settings, morpho_settings, perps_settings, settings_for
-from tests.faultproxy import FAULT_KINDS, FaultProxy
+from tests.faultproxy import FAULT_CLASS, FAULT_KINDS, FaultProxy
 
-# What the client counts each injected fault as (RpcClient.error_counts).
-FAULT_CLASS = {
-    "rpc_error": "transient",
-    "rpc_rate_limit": "rate_limited",
-    "http_429": "rate_limited",
-    "http_503": "transient",
-    "timeout": "transient",
-    "truncated": "transient",
-    "dropped": "transient",
-    "range_cap": "range_too_large",
-}
 # Seconds the client waits for an answer under faults, and the proxy holds a "timeout" (anvil answers the
 # heaviest batch of these tests in well under 0.2 s).
 CLIENT_TIMEOUT = 1.5

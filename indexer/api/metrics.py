@@ -93,7 +93,7 @@ class StoreCollector:
         yield at_risk
         yield quality
 
-        requests = CounterMetricFamily("indexer_rpc_requests", "JSON-RPC requests of the stored snapshot runs", labels=["chain", "protocol"])
+        requests = CounterMetricFamily("indexer_rpc_requests", "HTTP requests to the RPC (a JSON-RPC batch is one) of the stored snapshot runs", labels=["chain", "protocol"])
         errors = CounterMetricFamily("indexer_rpc_errors", "Failed JSON-RPC attempts of the stored snapshot runs, by class", labels=["chain", "protocol", "class"])
         for t in rpc_totals(engine):
             requests.add_metric([t.chain, t.protocol], t.requests)
